@@ -1,1 +1,20 @@
-//! placeholder
+//! # onionlab-link: where sockets become cells
+//!
+//! The one crate that turns TCP sockets into onionlab cells and back, shared by the relay,
+//! the client and the directory authority's reachability test:
+//! - [`tls`]: TLS 1.3 configurations (self-signed relay certificates, ring provider).
+//! - [`channel`]: a TLS link carrying 514-byte cells, bound to the responder's Ed25519
+//!   identity by the LINK_AUTH proof; a reader with timeouts and a batching writer task.
+//! - [`streams`]: the edge of a circuit: application TCP streams pumped into DATA cells and
+//!   back under SENDME windows (the same code at the client and at the exit).
+//! - [`keystore`]: long-term keys on disk, created on first run, mode 0600.
+//! - [`dirhttp`]: the small HTTP client relays and clients use to talk to authorities.
+#![forbid(unsafe_code)]
+
+pub mod channel;
+pub mod dirhttp;
+pub mod keystore;
+pub mod streams;
+pub mod tls;
+
+pub use channel::{Channel, ChannelSender, CellReader, LinkError};
