@@ -9,11 +9,17 @@
 //!   back under SENDME windows (the same code at the client and at the exit).
 //! - [`keystore`]: long-term keys on disk, created on first run, mode 0600.
 //! - [`dirhttp`]: the small HTTP client relays and clients use to talk to authorities.
+//!
+//! Two daemon comforts live here too because every daemon links this crate and they would
+//! otherwise be copied four times: [`config`] (YAML with limits and located errors) and
+//! [`logging`] (tracing setup that keeps SOCKS details out of logs).
 #![forbid(unsafe_code)]
 
 pub mod channel;
+pub mod config;
 pub mod dirhttp;
 pub mod keystore;
+pub mod logging;
 pub mod streams;
 pub mod tls;
 

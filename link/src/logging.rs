@@ -1,0 +1,14 @@
+//! Log setup shared by the daemons: `tracing` to stderr, filtered by `RUST_LOG`.
+//!
+//! The default level is `info`, and `fast_socks5` is held at `warn` whatever the user asks
+//! below that, because its debug output names SOCKS destinations and credentials. Our own
+//! code never logs destinations or credentials at `info` or above.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the subscriber (once; later calls do nothing).
+pub fn init() {
+    let base = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    let filter = EnvFilter::try_new(format!("{base},fast_socks5=warn")).unwrap_or_else(|_| EnvFilter::new("info,fast_socks5=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
