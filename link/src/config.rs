@@ -4,9 +4,29 @@
 //! configuration through [`load`]: at most 1 MiB, parsed by serde-saphyr with its budgets on,
 //! unknown fields refused by the structs themselves, and errors that show the line and column.
 
+use onionlab_proto::keys::{IdentityBytes, KeyError, parse_fingerprint};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
 use std::path::Path;
 use thiserror::Error;
+
+/// A directory authority as relays and clients name it in their configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorityEntry {
+    /// Its HTTP address.
+    pub address: SocketAddr,
+    /// Its identity fingerprint (64 hex digits), as `onionlab-dirauth --print-fingerprint` shows.
+    pub identity: String,
+}
+
+impl AuthorityEntry {
+    /// The identity as bytes.
+    pub fn identity_bytes(&self) -> Result<IdentityBytes, KeyError> {
+        parse_fingerprint(&self.identity)
+    }
+}
 
 /// Largest configuration file read.
 pub const MAX_CONFIG_LEN: u64 = 1024 * 1024;

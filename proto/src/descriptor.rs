@@ -81,7 +81,12 @@ impl RelayInfo {
         let mut rules = Vec::with_capacity(n_rules);
         for _ in 0..n_rules {
             let text = r.string_u8(80, "policy rule")?;
-            rules.push(text.parse::<PolicyRule>().map_err(|_| DecodeError::invalid("policy rule", "unparseable"))?);
+            let rule = text.parse::<PolicyRule>().map_err(|_| DecodeError::invalid("policy rule", "unparseable"))?;
+            // One rule, one spelling: documents have exactly one encoding.
+            if rule.to_string() != text {
+                return Err(DecodeError::invalid("policy rule", "not in canonical form"));
+            }
+            rules.push(rule);
         }
         let n_family = usize::from(r.u8("family length")?);
         if n_family > MAX_FAMILY {

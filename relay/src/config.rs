@@ -18,28 +18,11 @@
 //! ```
 
 use onionlab_proto::exit_policy::{ExitPolicy, PolicyError};
-use onionlab_proto::keys::{IdentityBytes, KeyError, parse_fingerprint};
+pub use onionlab_link::config::AuthorityEntry;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-
-/// One directory authority the relay publishes to (and clients trust).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct AuthorityEntry {
-    /// Its HTTP address.
-    pub address: SocketAddr,
-    /// Its identity fingerprint (64 hex digits).
-    pub identity: String,
-}
-
-impl AuthorityEntry {
-    /// The identity as bytes.
-    pub fn identity_bytes(&self) -> Result<IdentityBytes, KeyError> {
-        parse_fingerprint(&self.identity)
-    }
-}
 
 /// Relay settings. Unknown fields are errors.
 #[derive(Debug, Clone, Deserialize)]

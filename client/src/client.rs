@@ -1,0 +1,112 @@
+//! Client start-up: the consensus fetcher, the circuit pool and the SOCKS listener.
+
+use crate::config::ClientConfig;
+use crate::guard::GuardStore;
+use crate::links::GuardLinks;
+use crate::pool::{CircuitInfo, CircuitPool, IsolationKey};
+use onionlab_link::channel::ChannelConnector;
+use onionlab_proto::consensus::Consensus;
+use onionlab_proto::path::PathRules;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// The client proxy.
+pub struct Client;
+
+/// A running client; dropping it stops every task.
+pub struct ClientHandle {
+    /// Where the SOCKS5 server listens.
+    pub socks_addr: SocketAddr,
+    /// The circuits.
+    pub pool: Arc<CircuitPool>,
+    consensus: watch::Receiver<Option<Arc<Consensus>>>,
+    tasks: JoinSet<()>,
+}
+
+/// Why the client could not start.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The configuration is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The SOCKS port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// TLS setup failed.
+    #[error("TLS setup: {0}")]
+    Tls(#[from] onionlab_link::tls::TlsError),
+}
+
+impl Client {
+    /// Starts fetching the consensus, binds the SOCKS port (loopback only) and builds a first
+    /// circuit ahead of demand.
+    pub async fn start(config: ClientConfig) -> Result<ClientHandle, StartError> {
+        if !config.socks_listen.ip().is_loopback() {
+            return Err(StartError::Config(format!("socks_listen {} is not a loopback address; the SOCKS port must not be reachable from other hosts", config.socks_listen)));
+        }
+        if config.authorities.is_empty() {
+            return Err(StartError::Config("no authorities configured".into()));
+        }
+        let trusted = config
+            .authorities
+            .iter()
+            .map(|a| a.identity_bytes().map_err(|e| StartError::Config(format!("authority {}: {e}", a.address))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let listener = TcpListener::bind(config.socks_listen).await.map_err(|source| StartError::Listen { addr: config.socks_listen, source })?;
+        let socks_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.socks_listen, source })?;
+        let (tx, rx) = watch::channel(None);
+        let pool = Arc::new(CircuitPool::new(
+            rx.clone(),
+            GuardLinks::new(ChannelConnector::new(onionlab_link::tls::client_config()?)),
+            GuardStore::new(&config.data_dir),
+            PathRules { enforce_distinct_subnets: config.enforce_distinct_subnets },
+            Duration::from_secs(config.circuit_max_dirtiness_secs),
+            Duration::from_secs(config.circuit_build_timeout_secs),
+        ));
+        let mut tasks = JoinSet::new();
+        tasks.spawn(crate::directory::refresh_loop(config.authorities.clone(), trusted, tx));
+        tasks.spawn(crate::socks::serve(listener, pool.clone(), Duration::from_secs(config.stream_timeout_secs)));
+        let preemptive = pool.clone();
+        tasks.spawn(async move {
+            // A first circuit ahead of demand, so the first request does not wait for a build.
+            if let Err(e) = preemptive.get(&IsolationKey::default(), None, false).await {
+                tracing::info!("preemptive circuit failed: {e}");
+            }
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                preemptive.prune();
+            }
+        });
+        tracing::info!(%socks_addr, "SOCKS5 proxy listening");
+        Ok(ClientHandle { socks_addr, pool, consensus: rx, tasks })
+    }
+}
+
+impl ClientHandle {
+    /// Waits until the client has a consensus from which paths can be built.
+    pub async fn ready(&self, wait: Duration) -> bool {
+        let mut rx = self.consensus.clone();
+        tokio::time::timeout(wait, rx.wait_for(|c| c.as_ref().is_some_and(|c| crate::directory::usable(c)))).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// The circuits the pool holds.
+    pub async fn circuits(&self) -> Vec<CircuitInfo> {
+        self.pool.circuits().await
+    }
+
+    /// Waits until a task ends (they run until the client is dropped unless something fails).
+    pub async fn wait(&mut self) {
+        let _ = self.tasks.join_next().await;
+    }
+}

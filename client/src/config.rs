@@ -1,0 +1,74 @@
+//! The client's YAML configuration.
+//!
+//! ```yaml
+//! socks_listen: 127.0.0.1:9050       # loopback only
+//! data_dir: ~/.local/share/onionlab-client
+//! authorities:                       # a consensus needs valid signatures from more than half
+//!   - address: 127.0.9.1:7000
+//!     identity: 64 hex digits
+//! enforce_distinct_subnets: true     # no two relays of a path in one /16
+//! circuit_max_dirtiness_secs: 600    # new streams stop using a circuit this long after its first
+//! stream_timeout_secs: 15            # wait for CONNECTED before retrying / failing
+//! circuit_build_timeout_secs: 30
+//! ```
+
+pub use onionlab_link::config::AuthorityEntry;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Client settings. Unknown fields are errors.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// SOCKS5 listener; must be a loopback address.
+    #[serde(default = "default_socks")]
+    pub socks_listen: SocketAddr,
+    /// Where the guard choice is kept.
+    pub data_dir: PathBuf,
+    /// Trusted authorities.
+    pub authorities: Vec<AuthorityEntry>,
+    /// Refuse two relays of a path in one IPv4 /16.
+    #[serde(default = "default_true")]
+    pub enforce_distinct_subnets: bool,
+    /// Seconds a circuit takes new streams after its first one.
+    #[serde(default = "default_dirtiness")]
+    pub circuit_max_dirtiness_secs: u64,
+    /// Seconds to wait for CONNECTED.
+    #[serde(default = "default_stream_timeout")]
+    pub stream_timeout_secs: u64,
+    /// Seconds a circuit build may take.
+    #[serde(default = "default_build_timeout")]
+    pub circuit_build_timeout_secs: u64,
+}
+
+fn default_socks() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9050))
+}
+fn default_true() -> bool {
+    true
+}
+fn default_dirtiness() -> u64 {
+    600
+}
+fn default_stream_timeout() -> u64 {
+    15
+}
+fn default_build_timeout() -> u64 {
+    30
+}
+
+impl ClientConfig {
+    /// A configuration with defaults.
+    pub fn new(data_dir: PathBuf, authorities: Vec<AuthorityEntry>) -> Self {
+        ClientConfig {
+            socks_listen: default_socks(),
+            data_dir,
+            authorities,
+            enforce_distinct_subnets: true,
+            circuit_max_dirtiness_secs: default_dirtiness(),
+            stream_timeout_secs: default_stream_timeout(),
+            circuit_build_timeout_secs: default_build_timeout(),
+        }
+    }
+}
