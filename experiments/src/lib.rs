@@ -1,1 +1,9 @@
-//! placeholder
+//! # onionlab-experiments: the `onionlab` command
+//!
+//! Where the pieces meet: the local testbed that runs a whole onion network on loopback.
+//! - [`testbed`]: authority, relays, client and demo site in one process.
+//! - [`demo_site`]: the web site to browse through it, with checkable large files.
+#![forbid(unsafe_code)]
+
+pub mod demo_site;
+pub mod testbed;

@@ -1,1 +1,63 @@
-fn main() {}
+//! `onionlab`: the teaching testbed's command.
+
+use clap::{Parser, Subcommand};
+use onionlab_experiments::testbed::{Testbed, TestbedConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// onionlab: an onion-routing overlay and P2P measurement testbed.
+#[derive(Parser)]
+#[command(version, about, long_about)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a whole onion network on loopback: a directory authority, relays on 127.0.i.1
+    /// (all exits), the SOCKS5 proxy and a demo web site. Browse through it, then Ctrl-C.
+    Testbed {
+        /// Number of relays (3..=250).
+        #[arg(long, default_value_t = 6)]
+        relays: usize,
+        /// SOCKS5 listen address (loopback only).
+        #[arg(long, default_value = "127.0.0.1:9050")]
+        socks: SocketAddr,
+        /// Demo site address.
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        demo: SocketAddr,
+        /// Directory authority HTTP address.
+        #[arg(long, default_value = "127.0.254.1:7000")]
+        authority: SocketAddr,
+        /// Relays' OR port (0 picks free ports).
+        #[arg(long, default_value_t = 9001)]
+        relay_port: u16,
+        /// Size of the demo site's /large.bin in MiB.
+        #[arg(long, default_value_t = 64)]
+        large_mib: u64,
+        /// Keep keys and state here (default: a temporary directory removed at exit).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Give exits the default exit policy, which refuses loopback destinations.
+        #[arg(long)]
+        default_exit_policy: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    onionlab_link::logging::init();
+    match Args::parse().command {
+        Command::Testbed { relays, socks, demo, authority, relay_port, large_mib, data_dir, default_exit_policy } => {
+            let cfg = TestbedConfig { relays, relay_port, authority, socks, demo, large_file: large_mib * 1024 * 1024, data_dir, default_exit_policy };
+            let testbed = Testbed::start(cfg, Duration::from_secs(20)).await?;
+            println!("{}", testbed.banner());
+            tokio::signal::ctrl_c().await?;
+            println!("stopping");
+            drop(testbed);
+            Ok(())
+        }
+    }
+}
