@@ -3,7 +3,9 @@
 //! Where the pieces meet: the local testbed that runs a whole onion network on loopback.
 //! - [`testbed`]: authority, relays, client and demo site in one process.
 //! - [`demo_site`]: the web site to browse through it, with checkable large files.
+//! - [`socks_client`]: a minimal SOCKS5 client and HTTP fetcher for measurements and tests.
 #![forbid(unsafe_code)]
 
 pub mod demo_site;
+pub mod socks_client;
 pub mod testbed;

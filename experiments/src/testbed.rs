@@ -8,7 +8,9 @@
 //! (every relay is in 127.0/16), and exits opt in to loopback destinations with
 //! `accept 127.0.0.0/8:*` ahead of `reject private:*`. The exits resolve the demo site's name
 //! (`demo.onionlab.test`) themselves; nothing else knows it, which shows that hostnames
-//! travel to the exit unresolved.
+//! travel to the exit unresolved. Exits resolve only from their own table (the demo name and
+//! `localhost`), never through system DNS: the testbed stays offline and a lookup of any
+//! other name fails at once.
 
 use crate::demo_site::DemoSite;
 use onionlab_client::{Client, ClientConfig, ClientHandle};
@@ -158,6 +160,8 @@ impl Testbed {
                 rc.exit_policy = vec!["accept 127.0.0.0/8:*".into(), "reject private:*".into(), "accept *:*".into()];
             }
             rc.hosts.insert(DEMO_HOSTNAME.into(), demo.addr.ip());
+            rc.hosts.insert("localhost".into(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+            rc.system_resolver = false;
             rc.outbound_bind = Some(ip);
             rc.contact = "testbed".into();
             relays.push(Relay::start(rc).await.map_err(|e| start_err(format!("relay {i} on {ip}"), e))?);

@@ -12,6 +12,9 @@
 //! family: []                       # fingerprints of your other relays
 //! contact: "you@example.org"
 //! publish_interval_secs: 3600
+//! hosts: {}                        # names this exit resolves itself (test networks)
+//! system_resolver: true            # resolve other names with the system resolver
+//! outbound_bind: null              # source address for exit connections
 //! authorities:
 //!   - address: 198.51.100.7:7000
 //!     identity: 64 hex digits
@@ -63,6 +66,10 @@ pub struct RelayConfig {
     /// Names the exit resolves without DNS (test networks: a demo site's name).
     #[serde(default)]
     pub hosts: BTreeMap<String, IpAddr>,
+    /// Resolve names not in `hosts` with the system resolver (off in offline test networks,
+    /// where a lookup must fail at once instead of waiting for an unreachable DNS server).
+    #[serde(default = "default_true")]
+    pub system_resolver: bool,
     /// Source address for exit connections (default: chosen by the OS).
     #[serde(default)]
     pub outbound_bind: Option<IpAddr>,
@@ -98,6 +105,7 @@ impl RelayConfig {
             authorities,
             publish_interval_secs: default_publish(),
             hosts: BTreeMap::new(),
+            system_resolver: true,
             outbound_bind: None,
         }
     }

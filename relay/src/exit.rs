@@ -1,7 +1,8 @@
 //! The exit's side of a stream: resolve, check the exit policy, connect.
 //!
 //! Hostnames arrive unresolved and are resolved here, at the exit, never by the client: first
-//! in the configured `hosts` table (test networks), then by the system resolver. Every
+//! in the configured `hosts` table (test networks), then, unless turned off, by the system
+//! resolver. Every
 //! resolved address is checked against the exit policy *after* resolution, so a name that
 //! points at 127.0.0.1 is refused by an exit whose policy rejects loopback. Each step has a
 //! time limit, and failures map to the END reason that tells the client what went wrong.
@@ -23,6 +24,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 async fn resolve(relay: &Relay, name: &str) -> Result<Vec<IpAddr>, EndReason> {
     if let Some(ip) = relay.config.hosts.get(&name.to_ascii_lowercase()) {
         return Ok(vec![*ip]);
+    }
+    if !relay.config.system_resolver {
+        return Err(EndReason::ResolveFailed);
     }
     match timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((name, 0))).await {
         Err(_) => Err(EndReason::Timeout),

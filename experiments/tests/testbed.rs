@@ -1,0 +1,101 @@
+//! End to end through the in-process testbed: real SOCKS, real TLS links, real circuits.
+
+use onionlab_experiments::demo_site::content_sha256;
+use onionlab_experiments::socks_client::{SocksClientError, connect, http_get};
+use onionlab_experiments::testbed::{DEMO_HOSTNAME, Testbed, TestbedConfig};
+use onionlab_relay::stats::RelayStats;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+async fn fetch(tb: &Testbed, host: &str, path: &str, creds: Option<(&str, &str)>) -> Result<Vec<u8>, SocksClientError> {
+    let port = tb.demo.addr.port();
+    let s = connect(tb.client.socks_addr, host, port, creds).await?;
+    let r = http_get(s, host, path, 256 << 20, LIMIT).await?;
+    assert_eq!(r.status, 200, "{host}{path}");
+    Ok(r.body)
+}
+
+fn sum(tb: &Testbed, f: impl Fn(&RelayStats) -> u64) -> u64 {
+    tb.relays.iter().map(|r| f(&r.relay.stats)).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browse_through_three_hops() {
+    let tb = Testbed::start(TestbedConfig::ephemeral(), Duration::from_secs(30)).await.unwrap();
+
+    // The large file arrives whole: SHA-256 against the origin's content.
+    let body = fetch(&tb, DEMO_HOSTNAME, "/large.bin", None).await.unwrap();
+    assert_eq!(body.len() as u64, tb.demo.large);
+    assert_eq!(<[u8; 32]>::from(Sha256::digest(&body)), content_sha256(tb.demo.large));
+
+    // The hostname reached the exit unresolved: nothing here can resolve it, the exits did.
+    assert!(tokio::net::lookup_host((DEMO_HOSTNAME, 80)).await.is_err(), "{DEMO_HOSTNAME} must not resolve locally");
+    assert!(sum(&tb, |s| RelayStats::get(&s.begin_hostname)) >= 1);
+
+    // The site sees an exit (127.0.i.1, i >= 1), not the client.
+    let ip = String::from_utf8(fetch(&tb, DEMO_HOSTNAME, "/ip", None).await.unwrap()).unwrap();
+    assert!(ip.trim().starts_with("127.0.") && ip.trim() != "127.0.0.1", "{ip}");
+
+    // An IPv4 target works too (curl --socks5 resolves locally and sends addresses).
+    let page = fetch(&tb, "127.0.0.1", "/", None).await.unwrap();
+    assert!(String::from_utf8_lossy(&page).contains("onionlab demo site"));
+
+    // 20 concurrent downloads, each checked.
+    const SIZE: u64 = 1 << 20;
+    let expect = content_sha256(SIZE);
+    let downloads: Vec<_> = (0..20)
+        .map(|_| {
+            let (socks, port) = (tb.client.socks_addr, tb.demo.addr.port());
+            tokio::spawn(async move {
+                let s = connect(socks, DEMO_HOSTNAME, port, None).await.unwrap();
+                http_get(s, DEMO_HOSTNAME, &format!("/bytes/{SIZE}"), 4 << 20, LIMIT).await.unwrap().body
+            })
+        })
+        .collect();
+    for d in downloads {
+        let body = d.await.unwrap();
+        assert_eq!(<[u8; 32]>::from(Sha256::digest(&body)), expect);
+    }
+
+    // Streams with different SOCKS credentials never share a circuit; equal ones do.
+    let before = tb.client.circuits().await;
+    fetch(&tb, DEMO_HOSTNAME, "/", Some(("alice", "x"))).await.unwrap();
+    fetch(&tb, DEMO_HOSTNAME, "/", Some(("bob", "x"))).await.unwrap();
+    fetch(&tb, DEMO_HOSTNAME, "/", Some(("alice", "x"))).await.unwrap();
+    let after = tb.client.circuits().await;
+    let new: Vec<_> = after.iter().filter(|c| !before.iter().any(|b| b.id == c.id)).collect();
+    assert_eq!(new.len(), 2, "one circuit per isolation group: {new:?}");
+    assert_ne!(new[0].isolation, new[1].isolation);
+    let mut streams: Vec<u64> = new.iter().map(|c| c.streams).collect();
+    streams.sort();
+    assert_eq!(streams, vec![1, 2], "alice's second stream reused her circuit");
+    assert!(new.iter().all(|c| c.open));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_get_precise_socks_replies() {
+    let mut cfg = TestbedConfig::ephemeral();
+    cfg.default_exit_policy = true;
+    cfg.relays = 4;
+    cfg.large_file = 1024;
+    let tb = Testbed::start(cfg, Duration::from_secs(30)).await.unwrap();
+    let (socks, port) = (tb.client.socks_addr, tb.demo.addr.port());
+
+    // A name that resolves to loopback at the exit: the default policy refuses it there.
+    let refused = connect(socks, "localhost", port, None).await.unwrap_err();
+    assert!(matches!(refused, SocksClientError::Reply(0x02)), "{refused}");
+    assert!(sum(&tb, |s| RelayStats::get(&s.exit_policy_rejects)) >= 1);
+    assert_eq!(sum(&tb, |s| RelayStats::get(&s.streams_connected)), 0);
+
+    // Literal loopback addresses, v4 and v6: no exit's policy allows them.
+    for host in ["127.0.0.1", "::1"] {
+        let e = connect(socks, host, port, None).await.unwrap_err();
+        assert!(matches!(e, SocksClientError::Reply(0x02)), "{host}: {e}");
+    }
+
+    // A name nobody can resolve: host unreachable.
+    let e = connect(socks, "no-such-host.invalid", 80, None).await.unwrap_err();
+    assert!(matches!(e, SocksClientError::Reply(0x04)), "{e}");
+}
