@@ -10,7 +10,9 @@
 
 use crate::links::{GuardLink, GuardLinks};
 use onionlab_link::streams::{PumpEvent, StreamMux};
-use onionlab_proto::cell::{Cell, CellCommand, CircId, Create2, Created2, DestroyReason, HTYPE_ONIONLAB_NTOR};
+use onionlab_proto::cell::{
+    Cell, CellCommand, CircId, Create2, Created2, DestroyReason, HTYPE_ONIONLAB_NTOR,
+};
 use onionlab_proto::codec::Reader;
 use onionlab_proto::consensus::ConsensusRelay;
 use onionlab_proto::flow::STREAM_WINDOW_START;
@@ -65,6 +67,8 @@ pub enum StreamError {
 }
 
 /// What a circuit task reacts to.
+// Cells are most events; boxing them would cost an allocation per cell.
+#[allow(clippy::large_enum_variant)]
 pub enum Ev {
     /// A cell from the guard link.
     Cell(Cell),
@@ -121,10 +125,16 @@ impl CircuitHandle {
 
     /// Opens a stream to `target`, waiting at most `wait` for CONNECTED.
     pub async fn begin(&self, target: Target, wait: Duration) -> Result<StreamId, StreamError> {
-        self.first_used.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(Instant::now);
+        self.first_used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(Instant::now);
         self.streams.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Ev::Begin(target, tx)).await.map_err(|_| StreamError::CircuitClosed)?;
+        self.tx
+            .send(Ev::Begin(target, tx))
+            .await
+            .map_err(|_| StreamError::CircuitClosed)?;
         match tokio::time::timeout(wait, rx).await {
             Err(_) => Err(StreamError::Timeout),
             Ok(Err(_)) => Err(StreamError::CircuitClosed),
@@ -156,12 +166,28 @@ struct Circuit {
 }
 
 /// Builds a circuit along `path` within `timeout` and starts its task.
-pub async fn build(links: &GuardLinks, path: Path, timeout: Duration) -> Result<CircuitHandle, BuildError> {
+pub async fn build(
+    links: &GuardLinks,
+    path: Path,
+    timeout: Duration,
+) -> Result<CircuitHandle, BuildError> {
     let started = Instant::now();
-    let link = links.get(path.guard.info.or_addr, &path.guard.info.identity).await?;
+    let link = links
+        .get(path.guard.info.or_addr, &path.guard.info.identity)
+        .await?;
     let (tx, mut rx) = mpsc::channel(CIRCUIT_INBOX);
-    let circ_id = link.register(tx.clone()).ok_or(BuildError::Hop { hop: 0, reason: "no free circuit id".into() })?;
-    let mut circuit = Circuit { link, circ_id, layers: ClientLayers::new(), mux: StreamMux::new(tx.clone()), pending: HashMap::new(), unattached: HashMap::new() };
+    let circ_id = link.register(tx.clone()).ok_or(BuildError::Hop {
+        hop: 0,
+        reason: "no free circuit id".into(),
+    })?;
+    let mut circuit = Circuit {
+        link,
+        circ_id,
+        layers: ClientLayers::new(),
+        mux: StreamMux::new(tx.clone()),
+        pending: HashMap::new(),
+        unattached: HashMap::new(),
+    };
     match tokio::time::timeout(timeout, circuit.telescope(&path, &mut rx)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
@@ -189,43 +215,78 @@ pub async fn build(links: &GuardLinks, path: Path, timeout: Duration) -> Result<
 }
 
 fn hop_err(hop: usize, reason: impl Into<String>) -> BuildError {
-    BuildError::Hop { hop, reason: reason.into() }
+    BuildError::Hop {
+        hop,
+        reason: reason.into(),
+    }
 }
 
 impl Circuit {
-    async fn telescope(&mut self, path: &Path, rx: &mut mpsc::Receiver<Ev>) -> Result<(), BuildError> {
-        for (hop, relay) in [&path.guard, &path.middle, &path.exit].into_iter().enumerate() {
+    async fn telescope(
+        &mut self,
+        path: &Path,
+        rx: &mut mpsc::Receiver<Ev>,
+    ) -> Result<(), BuildError> {
+        for (hop, relay) in [&path.guard, &path.middle, &path.exit]
+            .into_iter()
+            .enumerate()
+        {
             let (hs, msg) = start_handshake(relay).map_err(|e| hop_err(hop, e))?;
-            let create = Create2 { htype: HTYPE_ONIONLAB_NTOR, hdata: msg };
+            let create = Create2 {
+                htype: HTYPE_ONIONLAB_NTOR,
+                hdata: msg,
+            };
             if hop == 0 {
-                let cell = create.to_cell(self.circ_id).map_err(|e| hop_err(hop, e.to_string()))?;
+                let cell = create
+                    .to_cell(self.circ_id)
+                    .map_err(|e| hop_err(hop, e.to_string()))?;
                 self.link.sender.send(cell).await?;
             } else {
-                let ext = RelayMsg::Extend2(Extend2 { addr: relay.info.or_addr, identity: relay.info.identity, create });
-                self.send_to(hop - 1, RelayCell::new(0, ext)).await.map_err(|_| hop_err(hop, "link closed"))?;
+                let ext = RelayMsg::Extend2(Extend2 {
+                    addr: relay.info.or_addr,
+                    identity: relay.info.identity,
+                    create,
+                });
+                self.send_to(hop - 1, RelayCell::new(0, ext))
+                    .await
+                    .map_err(|_| hop_err(hop, "link closed"))?;
             }
-            let reply = loop {
-                let Some(ev) = rx.recv().await else { return Err(hop_err(hop, "inbox closed")) };
-                match ev {
-                    Ev::Cell(cell) if hop == 0 && cell.command == CellCommand::Created2 => {
-                        break Created2::read(&mut Reader::new(&cell.payload)).map_err(|e| hop_err(hop, e.to_string()))?;
-                    }
-                    Ev::Cell(cell) if hop > 0 && cell.command == CellCommand::Relay => {
-                        let (from, body) = self.layers.open(cell.payload).map_err(|e| hop_err(hop, e.to_string()))?;
-                        match RelayCell::decode(&body[..]).map(|c| c.msg) {
-                            Ok(RelayMsg::Extended2(created)) if from == hop - 1 => break created,
-                            Ok(RelayMsg::Truncated(r)) => return Err(hop_err(hop, format!("extend refused: {:?}", DestroyReason::from_u8(r)))),
-                            other => return Err(hop_err(hop, format!("unexpected answer {other:?}"))),
-                        }
-                    }
-                    Ev::Cell(cell) if cell.command == CellCommand::Destroy => {
-                        return Err(hop_err(hop, format!("destroyed: {:?}", DestroyReason::from_u8(cell.payload[0]))));
-                    }
-                    Ev::LinkClosed => return Err(hop_err(hop, "guard link closed")),
-                    _ => return Err(hop_err(hop, "unexpected cell during build")),
-                }
+            let Some(ev) = rx.recv().await else {
+                return Err(hop_err(hop, "inbox closed"));
             };
-            let keys = hs.finish(&reply.hdata).map_err(|e| hop_err(hop, e.to_string()))?;
+            let reply = match ev {
+                Ev::Cell(cell) if hop == 0 && cell.command == CellCommand::Created2 => {
+                    Created2::read(&mut Reader::new(&cell.payload))
+                        .map_err(|e| hop_err(hop, e.to_string()))?
+                }
+                Ev::Cell(cell) if hop > 0 && cell.command == CellCommand::Relay => {
+                    let (from, body) = self
+                        .layers
+                        .open(cell.payload)
+                        .map_err(|e| hop_err(hop, e.to_string()))?;
+                    match RelayCell::decode(&body[..]).map(|c| c.msg) {
+                        Ok(RelayMsg::Extended2(created)) if from == hop - 1 => created,
+                        Ok(RelayMsg::Truncated(r)) => {
+                            return Err(hop_err(
+                                hop,
+                                format!("extend refused: {:?}", DestroyReason::from_u8(r)),
+                            ));
+                        }
+                        other => return Err(hop_err(hop, format!("unexpected answer {other:?}"))),
+                    }
+                }
+                Ev::Cell(cell) if cell.command == CellCommand::Destroy => {
+                    return Err(hop_err(
+                        hop,
+                        format!("destroyed: {:?}", DestroyReason::from_u8(cell.payload[0])),
+                    ));
+                }
+                Ev::LinkClosed => return Err(hop_err(hop, "guard link closed")),
+                _ => return Err(hop_err(hop, "unexpected cell during build")),
+            };
+            let keys = hs
+                .finish(&reply.hdata)
+                .map_err(|e| hop_err(hop, e.to_string()))?;
             self.layers.push(HopKeys::from_material(&keys));
         }
         Ok(())
@@ -234,17 +295,29 @@ impl Circuit {
     async fn send_to(&mut self, hop: usize, cell: RelayCell) -> Result<(), ()> {
         let body = cell.encode().map_err(|_| ())?;
         let payload = self.layers.seal_for(hop, &body).ok_or(())?;
-        self.link.sender.send(Cell { circ_id: self.circ_id, command: CellCommand::Relay, payload }).await.map_err(|_| ())
+        self.link
+            .sender
+            .send(Cell {
+                circ_id: self.circ_id,
+                command: CellCommand::Relay,
+                payload,
+            })
+            .await
+            .map_err(|_| ())
     }
 
-    async fn to_exit(&mut self, cell: RelayCell) -> Result<(), ()> {
+    async fn send_exit(&mut self, cell: RelayCell) -> Result<(), ()> {
         let exit = self.layers.len() - 1;
         self.send_to(exit, cell).await
     }
 
     async fn destroy(&mut self) {
         self.link.unregister(self.circ_id);
-        let _ = self.link.sender.send(DestroyReason::Finished.to_cell(self.circ_id)).await;
+        let _ = self
+            .link
+            .sender
+            .send(DestroyReason::Finished.to_cell(self.circ_id))
+            .await;
     }
 
     /// Runs until the circuit fails, or until the pool has let go of it and its last stream ended.
@@ -259,13 +332,17 @@ impl Circuit {
                     None
                 }
             };
-            if let Some(ev) = ev {
-                if let Err(send_destroy) = self.handle(ev).await {
-                    destroy = send_destroy;
-                    break;
-                }
+            if let Some(ev) = ev
+                && let Err(send_destroy) = self.handle(ev).await
+            {
+                destroy = send_destroy;
+                break;
             }
-            if !in_pool && self.mux.is_empty() && self.pending.is_empty() && self.unattached.is_empty() {
+            if !in_pool
+                && self.mux.is_empty()
+                && self.pending.is_empty()
+                && self.unattached.is_empty()
+            {
                 break;
             }
         }
@@ -291,7 +368,7 @@ impl Circuit {
                         // Only the exit talks to us once the circuit is built.
                         return Err(true);
                     }
-                    self.from_exit(msg).await
+                    self.on_exit_msg(msg).await
                 }
                 CellCommand::Destroy => Err(false),
                 _ => Err(true),
@@ -300,40 +377,49 @@ impl Circuit {
             Ev::Pump(ev) => {
                 let cells = self.mux.on_pump(ev).map_err(|_| true)?;
                 for c in cells {
-                    self.to_exit(c).await.map_err(|_| false)?;
+                    self.send_exit(c).await.map_err(|_| false)?;
                 }
                 Ok(())
             }
             Ev::Begin(target, reply) => {
                 let (pending, unattached) = (&self.pending, &self.unattached);
-                let Some(id) = self.mux.allocate_id(|id| pending.contains_key(&id) || unattached.contains_key(&id)) else {
+                let Some(id) = self
+                    .mux
+                    .allocate_id(|id| pending.contains_key(&id) || unattached.contains_key(&id))
+                else {
                     let _ = reply.send(Err(StreamError::End(EndReason::ResourceLimit)));
                     return Ok(());
                 };
                 self.pending.insert(id, reply);
-                self.to_exit(RelayCell::new(id, RelayMsg::Begin { target, flags: 0 })).await.map_err(|_| false)
+                self.send_exit(RelayCell::new(id, RelayMsg::Begin { target, flags: 0 }))
+                    .await
+                    .map_err(|_| false)
             }
             Ev::Attach(id, sock) => {
-                let Some(buffered) = self.unattached.remove(&id) else { return Ok(()) };
+                let Some(buffered) = self.unattached.remove(&id) else {
+                    return Ok(());
+                };
                 self.mux.attach(id, sock);
                 for data in buffered {
                     let cells = self.mux.on_data(id, data).map_err(|_| true)?;
                     for c in cells {
-                        self.to_exit(c).await.map_err(|_| false)?;
+                        self.send_exit(c).await.map_err(|_| false)?;
                     }
                 }
                 Ok(())
             }
             Ev::Abandon(id) => {
                 if self.pending.remove(&id).is_some() || self.unattached.remove(&id).is_some() {
-                    self.to_exit(RelayCell::new(id, RelayMsg::End(EndReason::Misc))).await.map_err(|_| false)?;
+                    self.send_exit(RelayCell::new(id, RelayMsg::End(EndReason::Misc)))
+                        .await
+                        .map_err(|_| false)?;
                 }
                 Ok(())
             }
         }
     }
 
-    async fn from_exit(&mut self, cell: RelayCell) -> Result<(), bool> {
+    async fn on_exit_msg(&mut self, cell: RelayCell) -> Result<(), bool> {
         let id = cell.stream_id;
         match cell.msg {
             RelayMsg::Connected(_) => {
@@ -342,7 +428,9 @@ impl Circuit {
                     if reply.send(Ok(id)).is_err() {
                         // The application left while waiting.
                         self.unattached.remove(&id);
-                        self.to_exit(RelayCell::new(id, RelayMsg::End(EndReason::Misc))).await.map_err(|_| false)?;
+                        self.send_exit(RelayCell::new(id, RelayMsg::End(EndReason::Misc)))
+                            .await
+                            .map_err(|_| false)?;
                     }
                 }
                 Ok(())
@@ -365,7 +453,7 @@ impl Circuit {
                 }
                 let cells = self.mux.on_data(id, data).map_err(|_| true)?;
                 for c in cells {
-                    self.to_exit(c).await.map_err(|_| false)?;
+                    self.send_exit(c).await.map_err(|_| false)?;
                 }
                 Ok(())
             }
@@ -378,5 +466,11 @@ impl Circuit {
 
 fn start_handshake(relay: &ConsensusRelay) -> Result<(ClientHandshake, Vec<u8>), String> {
     let b = OnionPublicKey::from(relay.info.onion_key);
-    ClientHandshake::start(NtorParams::ONIONLAB, &relay.info.identity, &b, fresh_x25519()).map_err(|e| e.to_string())
+    ClientHandshake::start(
+        NtorParams::ONIONLAB,
+        &relay.info.identity,
+        &b,
+        fresh_x25519(),
+    )
+    .map_err(|e| e.to_string())
 }

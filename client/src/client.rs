@@ -53,7 +53,10 @@ impl Client {
     /// circuit ahead of demand.
     pub async fn start(config: ClientConfig) -> Result<ClientHandle, StartError> {
         if !config.socks_listen.ip().is_loopback() {
-            return Err(StartError::Config(format!("socks_listen {} is not a loopback address; the SOCKS port must not be reachable from other hosts", config.socks_listen)));
+            return Err(StartError::Config(format!(
+                "socks_listen {} is not a loopback address; the SOCKS port must not be reachable from other hosts",
+                config.socks_listen
+            )));
         }
         if config.authorities.is_empty() {
             return Err(StartError::Config("no authorities configured".into()));
@@ -61,22 +64,43 @@ impl Client {
         let trusted = config
             .authorities
             .iter()
-            .map(|a| a.identity_bytes().map_err(|e| StartError::Config(format!("authority {}: {e}", a.address))))
+            .map(|a| {
+                a.identity_bytes()
+                    .map_err(|e| StartError::Config(format!("authority {}: {e}", a.address)))
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let listener = TcpListener::bind(config.socks_listen).await.map_err(|source| StartError::Listen { addr: config.socks_listen, source })?;
-        let socks_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.socks_listen, source })?;
+        let listener = TcpListener::bind(config.socks_listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: config.socks_listen,
+                source,
+            })?;
+        let socks_addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: config.socks_listen,
+            source,
+        })?;
         let (tx, rx) = watch::channel(None);
         let pool = Arc::new(CircuitPool::new(
             rx.clone(),
             GuardLinks::new(ChannelConnector::new(onionlab_link::tls::client_config()?)),
             GuardStore::new(&config.data_dir),
-            PathRules { enforce_distinct_subnets: config.enforce_distinct_subnets },
+            PathRules {
+                enforce_distinct_subnets: config.enforce_distinct_subnets,
+            },
             Duration::from_secs(config.circuit_max_dirtiness_secs),
             Duration::from_secs(config.circuit_build_timeout_secs),
         ));
         let mut tasks = JoinSet::new();
-        tasks.spawn(crate::directory::refresh_loop(config.authorities.clone(), trusted, tx));
-        tasks.spawn(crate::socks::serve(listener, pool.clone(), Duration::from_secs(config.stream_timeout_secs)));
+        tasks.spawn(crate::directory::refresh_loop(
+            config.authorities.clone(),
+            trusted,
+            tx,
+        ));
+        tasks.spawn(crate::socks::serve(
+            listener,
+            pool.clone(),
+            Duration::from_secs(config.stream_timeout_secs),
+        ));
         let preemptive = pool.clone();
         tasks.spawn(async move {
             // A first circuit ahead of demand, so the first request does not wait for a build.
@@ -89,7 +113,12 @@ impl Client {
             }
         });
         tracing::info!(%socks_addr, "SOCKS5 proxy listening");
-        Ok(ClientHandle { socks_addr, pool, consensus: rx, tasks })
+        Ok(ClientHandle {
+            socks_addr,
+            pool,
+            consensus: rx,
+            tasks,
+        })
     }
 }
 
@@ -97,7 +126,12 @@ impl ClientHandle {
     /// Waits until the client has a consensus from which paths can be built.
     pub async fn ready(&self, wait: Duration) -> bool {
         let mut rx = self.consensus.clone();
-        tokio::time::timeout(wait, rx.wait_for(|c| c.as_ref().is_some_and(|c| crate::directory::usable(c)))).await.is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(
+            wait,
+            rx.wait_for(|c| c.as_ref().is_some_and(|c| crate::directory::usable(c))),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok())
     }
 
     /// The circuits the pool holds.

@@ -24,11 +24,17 @@ pub enum FetchError {
 }
 
 fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Fetches from each authority in turn until one consensus verifies.
-pub async fn fetch(authorities: &[AuthorityEntry], trusted: &[IdentityBytes]) -> Result<Consensus, FetchError> {
+pub async fn fetch(
+    authorities: &[AuthorityEntry],
+    trusted: &[IdentityBytes],
+) -> Result<Consensus, FetchError> {
     let mut last = String::from("no authorities configured");
     for auth in authorities {
         match dirhttp::get(auth.address, "/onionlab/v1/consensus", MAX_CONSENSUS_LEN).await {
@@ -51,14 +57,22 @@ pub async fn fetch(authorities: &[AuthorityEntry], trusted: &[IdentityBytes]) ->
 
 /// True if a 3-hop path can be built from `c`: a guard, an exit and three running relays.
 pub fn usable(c: &Consensus) -> bool {
-    let running = c.relays.iter().filter(|r| r.flags.contains(Flags::RUNNING)).count();
+    let running = c
+        .relays
+        .iter()
+        .filter(|r| r.flags.contains(Flags::RUNNING))
+        .count();
     let guard = c.relays.iter().any(|r| r.flags.contains(Flags::GUARD));
     let exit = c.relays.iter().any(|r| r.flags.contains(Flags::EXIT));
     running >= 3 && guard && exit
 }
 
 /// Keeps `tx` holding the newest accepted consensus, forever.
-pub async fn refresh_loop(authorities: Vec<AuthorityEntry>, trusted: Vec<IdentityBytes>, tx: watch::Sender<Option<Arc<Consensus>>>) {
+pub async fn refresh_loop(
+    authorities: Vec<AuthorityEntry>,
+    trusted: Vec<IdentityBytes>,
+    tx: watch::Sender<Option<Arc<Consensus>>>,
+) {
     let mut backoff = Duration::from_millis(50);
     loop {
         let wait = match fetch(&authorities, &trusted).await {

@@ -25,11 +25,16 @@ pub struct GuardStore {
 impl GuardStore {
     /// State kept in `data_dir/state.json`.
     pub fn new(data_dir: &Path) -> Self {
-        GuardStore { path: data_dir.join("state.json") }
+        GuardStore {
+            path: data_dir.join("state.json"),
+        }
     }
 
     fn load(&self) -> State {
-        std::fs::read(&self.path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+        std::fs::read(&self.path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
     }
 
     fn save(&self, state: &State) {
@@ -38,7 +43,10 @@ impl GuardStore {
                 std::fs::create_dir_all(d)?;
             }
             let tmp = self.path.with_extension("tmp");
-            std::fs::write(&tmp, serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?)?;
+            std::fs::write(
+                &tmp,
+                serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?,
+            )?;
             std::fs::rename(&tmp, &self.path)
         };
         if let Err(e) = write() {
@@ -50,16 +58,26 @@ impl GuardStore {
     /// newly chosen one, which is persisted.
     pub fn guard(&self, consensus: &Consensus) -> Result<ConsensusRelay, PathError> {
         let state = self.load();
-        if let Some(id) = state.guard.as_deref().and_then(|g| parse_fingerprint(g).ok()) {
-            if let Some(r) = consensus.relay(&id) {
-                if r.flags.contains(Flags::RUNNING) && r.flags.contains(Flags::GUARD) {
-                    return Ok(r.clone());
-                }
+        if let Some(id) = state
+            .guard
+            .as_deref()
+            .and_then(|g| parse_fingerprint(g).ok())
+        {
+            if let Some(r) = consensus.relay(&id)
+                && r.flags.contains(Flags::RUNNING)
+                && r.flags.contains(Flags::GUARD)
+            {
+                return Ok(r.clone());
             }
-            tracing::info!("guard {} is no longer usable; choosing a new one", fingerprint(&id));
+            tracing::info!(
+                "guard {} is no longer usable; choosing a new one",
+                fingerprint(&id)
+            );
         }
         let chosen = choose_guard(consensus, &mut ThreadRandom)?.clone();
-        self.save(&State { guard: Some(fingerprint(&chosen.info.identity)) });
+        self.save(&State {
+            guard: Some(fingerprint(&chosen.info.identity)),
+        });
         Ok(chosen)
     }
 }

@@ -38,7 +38,10 @@ impl GuardLink {
 
     /// Forgets a circuit.
     pub fn unregister(&self, id: CircId) {
-        self.circuits.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        self.circuits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
     }
 }
 
@@ -51,19 +54,30 @@ pub struct GuardLinks {
 impl GuardLinks {
     /// An empty table using `connector`.
     pub fn new(connector: ChannelConnector) -> Self {
-        GuardLinks { connector, links: tokio::sync::Mutex::new(HashMap::new()) }
+        GuardLinks {
+            connector,
+            links: tokio::sync::Mutex::new(HashMap::new()),
+        }
     }
 
     /// The open link to `identity`, opening one if needed.
-    pub async fn get(&self, addr: SocketAddr, identity: &IdentityBytes) -> Result<GuardLink, LinkError> {
+    pub async fn get(
+        &self,
+        addr: SocketAddr,
+        identity: &IdentityBytes,
+    ) -> Result<GuardLink, LinkError> {
         let mut links = self.links.lock().await;
-        if let Some(l) = links.get(identity) {
-            if !l.sender.is_closed() {
-                return Ok(l.clone());
-            }
+        if let Some(l) = links.get(identity)
+            && !l.sender.is_closed()
+        {
+            return Ok(l.clone());
         }
         let (reader, sender) = self.connector.connect(addr, identity).await?.split();
-        let link = GuardLink { sender, circuits: Arc::default(), next_id: Arc::new(AtomicU32::new(1)) };
+        let link = GuardLink {
+            sender,
+            circuits: Arc::default(),
+            next_id: Arc::new(AtomicU32::new(1)),
+        };
         links.insert(*identity, link.clone());
         tokio::spawn(read_loop(reader, link.clone()));
         Ok(link)
@@ -80,19 +94,41 @@ async fn read_loop(mut reader: CellReader, link: GuardLink) {
                 break;
             }
         };
-        if !matches!(cell.command, CellCommand::Relay | CellCommand::Created2 | CellCommand::Destroy) {
+        if !matches!(
+            cell.command,
+            CellCommand::Relay | CellCommand::Created2 | CellCommand::Destroy
+        ) {
             tracing::debug!(command = ?cell.command, "unexpected cell from guard; closing link");
             break;
         }
         let circ_id = cell.circ_id;
-        let Some(tx) = link.circuits.lock().unwrap_or_else(|e| e.into_inner()).get(&circ_id).cloned() else { continue };
+        let Some(tx) = link
+            .circuits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&circ_id)
+            .cloned()
+        else {
+            continue;
+        };
         if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(Ev::Cell(cell)) {
             link.unregister(circ_id);
-            let _ = link.sender.send(DestroyReason::ResourceLimit.to_cell(circ_id)).await;
-            tokio::spawn(async move { let _ = tx.send(Ev::LinkClosed).await; });
+            let _ = link
+                .sender
+                .send(DestroyReason::ResourceLimit.to_cell(circ_id))
+                .await;
+            tokio::spawn(async move {
+                let _ = tx.send(Ev::LinkClosed).await;
+            });
         }
     }
-    let all: Vec<_> = link.circuits.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, tx)| tx).collect();
+    let all: Vec<_> = link
+        .circuits
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain()
+        .map(|(_, tx)| tx)
+        .collect();
     for tx in all {
         let _ = tx.send(Ev::LinkClosed).await;
     }

@@ -71,9 +71,12 @@ pub struct CircuitInfo {
     pub build_time: Duration,
 }
 
+/// The circuits of one isolation group; its lock makes concurrent requests share one build.
+type Group = Arc<tokio::sync::Mutex<Vec<Arc<CircuitHandle>>>>;
+
 /// The client's circuits.
 pub struct CircuitPool {
-    groups: Mutex<HashMap<IsolationKey, Arc<tokio::sync::Mutex<Vec<Arc<CircuitHandle>>>>>>,
+    groups: Mutex<HashMap<IsolationKey, Group>>,
     consensus: watch::Receiver<Option<Arc<Consensus>>>,
     links: GuardLinks,
     guards: GuardStore,
@@ -110,7 +113,11 @@ impl CircuitPool {
     /// Waits up to `wait` for a consensus that can make a path.
     pub async fn consensus(&self, wait: Duration) -> Result<Arc<Consensus>, PoolError> {
         let mut rx = self.consensus.clone();
-        let got = tokio::time::timeout(wait, rx.wait_for(|c| c.as_ref().is_some_and(|c| crate::directory::usable(c)))).await;
+        let got = tokio::time::timeout(
+            wait,
+            rx.wait_for(|c| c.as_ref().is_some_and(|c| crate::directory::usable(c))),
+        )
+        .await;
         match got {
             Ok(Ok(c)) => c.clone().ok_or(PoolError::NoConsensus),
             _ => Err(PoolError::NoConsensus),
@@ -119,35 +126,62 @@ impl CircuitPool {
 
     /// A circuit for `target` (None: any web exit) in group `key`: an open, not-too-dirty one
     /// whose exit allows the target, else a fresh one. `fresh` forces a new build (retries).
-    pub async fn get(&self, key: &IsolationKey, target: Option<&Target>, fresh: bool) -> Result<Arc<CircuitHandle>, PoolError> {
-        let group = self.groups.lock().unwrap_or_else(|e| e.into_inner()).entry(key.clone()).or_default().clone();
+    pub async fn get(
+        &self,
+        key: &IsolationKey,
+        target: Option<&Target>,
+        fresh: bool,
+    ) -> Result<Arc<CircuitHandle>, PoolError> {
+        let group = self
+            .groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
         let mut circuits = group.lock().await;
         circuits.retain(|c| self.keep(c));
-        if !fresh {
-            if let Some(c) = circuits.iter().find(|c| target.is_none_or(|t| exit_allows(&c.path.exit, t))) {
-                return Ok(c.clone());
-            }
+        if !fresh
+            && let Some(c) = circuits
+                .iter()
+                .find(|c| target.is_none_or(|t| exit_allows(&c.path.exit, t)))
+        {
+            return Ok(c.clone());
         }
         let consensus = self.consensus(self.build_timeout).await?;
         let guard = self.guards.guard(&consensus)?;
         let path = choose_path(&consensus, &guard, target, self.rules, &mut ThreadRandom)?;
         let circuit = Arc::new(build(&self.links, path, self.build_timeout).await?);
-        tracing::debug!(circuit = circuit.id, build_ms = circuit.build_time.as_secs_f64() * 1e3, "circuit built");
-        self.build_times.lock().unwrap_or_else(|e| e.into_inner()).push(circuit.build_time);
+        tracing::debug!(
+            circuit = circuit.id,
+            build_ms = circuit.build_time.as_secs_f64() * 1e3,
+            "circuit built"
+        );
+        self.build_times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(circuit.build_time);
         circuits.push(circuit.clone());
         Ok(circuit)
     }
 
     /// Every circuit currently held.
     pub async fn circuits(&self) -> Vec<CircuitInfo> {
-        let groups: Vec<_> = self.groups.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (self.hash(k), v.clone())).collect();
+        let groups: Vec<_> = self
+            .groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (self.hash(k), v.clone()))
+            .collect();
         let mut out = Vec::new();
         for (isolation, group) in groups {
             for c in group.lock().await.iter() {
                 out.push(CircuitInfo {
                     id: c.id,
                     isolation,
-                    path: [&c.path.guard, &c.path.middle, &c.path.exit].map(|r| onionlab_proto::keys::fingerprint(&r.info.identity)),
+                    path: [&c.path.guard, &c.path.middle, &c.path.exit]
+                        .map(|r| onionlab_proto::keys::fingerprint(&r.info.identity)),
                     streams: c.streams_opened(),
                     open: c.is_open(),
                     build_time: c.build_time,
@@ -160,7 +194,10 @@ impl CircuitPool {
 
     /// Every build time so far (for benchmarks).
     pub fn build_times(&self) -> Vec<Duration> {
-        self.build_times.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.build_times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn hash(&self, key: &IsolationKey) -> u64 {

@@ -14,7 +14,10 @@
 
 use crate::circuit::StreamError;
 use crate::pool::{CircuitPool, IsolationKey, PoolError};
-use fast_socks5::server::{AuthMethodSuccessState, NoAuthentication, PasswordAuthentication, Socks5ServerProtocol, StandardAuthentication, StandardAuthenticationStarted};
+use fast_socks5::server::{
+    AuthMethodSuccessState, NoAuthentication, PasswordAuthentication, Socks5ServerProtocol,
+    StandardAuthentication, StandardAuthenticationStarted,
+};
 use fast_socks5::util::target_addr::TargetAddr;
 use fast_socks5::{ReplyError, Socks5Command};
 use onionlab_proto::path::PathError;
@@ -58,7 +61,9 @@ struct Request {
     target: Target,
 }
 
-async fn negotiate(sock: TcpStream) -> Result<Option<Request>, fast_socks5::server::SocksServerError> {
+async fn negotiate(
+    sock: TcpStream,
+) -> Result<Option<Request>, fast_socks5::server::SocksServerError> {
     let _ = sock.set_nodelay(true);
     let proto = Socks5ServerProtocol::start(sock);
     let (proto, creds) = match proto.negotiate_auth(METHODS).await? {
@@ -74,7 +79,10 @@ async fn negotiate(sock: TcpStream) -> Result<Option<Request>, fast_socks5::serv
         return Ok(None);
     }
     let target = match addr {
-        TargetAddr::Ip(sa) => Target { host: TargetHost::Ip(sa.ip()), port: sa.port() },
+        TargetAddr::Ip(sa) => Target {
+            host: TargetHost::Ip(sa.ip()),
+            port: sa.port(),
+        },
         TargetAddr::Domain(name, port) => match TargetHost::parse(&name) {
             Ok(host) => Target { host, port },
             Err(_) => {
@@ -83,7 +91,11 @@ async fn negotiate(sock: TcpStream) -> Result<Option<Request>, fast_socks5::serv
             }
         },
     };
-    Ok(Some(Request { proto, isolation: IsolationKey::new(creds), target }))
+    Ok(Some(Request {
+        proto,
+        isolation: IsolationKey::new(creds),
+        target,
+    }))
 }
 
 /// Whether a failure is worth a second try on a fresh circuit.
@@ -116,13 +128,23 @@ fn reply_for_pool(e: &PoolError) -> ReplyError {
     }
 }
 
-async fn handle(sock: TcpStream, pool: &CircuitPool, stream_timeout: Duration) -> anyhow::Result<()> {
-    let Some(req) = tokio::time::timeout(NEGOTIATION_TIMEOUT, negotiate(sock)).await.map_err(|_| anyhow::anyhow!("SOCKS negotiation timed out"))?? else {
+async fn handle(
+    sock: TcpStream,
+    pool: &CircuitPool,
+    stream_timeout: Duration,
+) -> anyhow::Result<()> {
+    let Some(req) = tokio::time::timeout(NEGOTIATION_TIMEOUT, negotiate(sock))
+        .await
+        .map_err(|_| anyhow::anyhow!("SOCKS negotiation timed out"))??
+    else {
         return Ok(());
     };
     let mut last = None;
     for attempt in 0..2 {
-        let circuit = match pool.get(&req.isolation, Some(&req.target), attempt > 0).await {
+        let circuit = match pool
+            .get(&req.isolation, Some(&req.target), attempt > 0)
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::info!("no circuit for a stream: {e}");

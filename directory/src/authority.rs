@@ -104,8 +104,16 @@ impl Authority {
     /// reachability and consensus tasks.
     pub async fn start(config: AuthorityConfig) -> Result<AuthorityHandle, StartError> {
         let key = keystore::identity_key(&config.data_dir.join("authority_identity.key"))?;
-        let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|source| StartError::Listen { addr: config.listen, source })?;
-        let http_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let http_addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
         let identity = key.verifying_key().to_bytes();
         let authority = Arc::new(Authority {
             connector: ChannelConnector::new(onionlab_link::tls::client_config()?),
@@ -121,7 +129,12 @@ impl Authority {
         tasks.spawn(authority.clone().consensus_loop());
         tasks.spawn(authority.clone().reachability_loop());
         tracing::info!(nickname = %authority.config.nickname, identity = %fingerprint(&identity), %http_addr, "directory authority started");
-        Ok(AuthorityHandle { http_addr, identity, authority, tasks })
+        Ok(AuthorityHandle {
+            http_addr,
+            identity,
+            authority,
+            tasks,
+        })
     }
 
     /// The authority's identity.
@@ -138,7 +151,11 @@ impl Authority {
     /// test. The error text goes back to the relay.
     pub fn submit(self: &Arc<Self>, bytes: &[u8]) -> Result<(), DescriptorError> {
         let desc = SignedDescriptor::decode(bytes)?;
-        desc.check_time(unix_now(), self.config.descriptor_max_age_secs, MAX_SKEW_SECS)?;
+        desc.check_time(
+            unix_now(),
+            self.config.descriptor_max_age_secs,
+            MAX_SKEW_SECS,
+        )?;
         let id = desc.descriptor.info.identity;
         let needs_test = {
             let mut relays = self.relays.lock().unwrap_or_else(|e| e.into_inner());
@@ -153,7 +170,14 @@ impl Authority {
                     moved || rec.reachable_since.is_none()
                 }
                 None => {
-                    relays.insert(id, RelayRecord { desc, reachable_since: None, last_failure: Some("reachability test pending".into()) });
+                    relays.insert(
+                        id,
+                        RelayRecord {
+                            desc,
+                            reachable_since: None,
+                            last_failure: Some("reachability test pending".into()),
+                        },
+                    );
                     true
                 }
             }
@@ -167,10 +191,20 @@ impl Authority {
     }
 
     async fn test_reachability(&self, id: IdentityBytes) {
-        let Some(addr) = self.relays.lock().unwrap_or_else(|e| e.into_inner()).get(&id).map(|r| r.desc.descriptor.info.or_addr) else { return };
+        let Some(addr) = self
+            .relays
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .map(|r| r.desc.descriptor.info.or_addr)
+        else {
+            return;
+        };
         let result = self.connector.connect(addr, &id).await;
         let mut relays = self.relays.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(rec) = relays.get_mut(&id) else { return };
+        let Some(rec) = relays.get_mut(&id) else {
+            return;
+        };
         let was = rec.reachable_since.is_some();
         match result {
             Ok(_channel) => {
@@ -190,11 +224,19 @@ impl Authority {
     }
 
     async fn reachability_loop(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(Duration::from_secs(self.config.reachability_interval_secs.max(1)));
+        let mut tick = tokio::time::interval(Duration::from_secs(
+            self.config.reachability_interval_secs.max(1),
+        ));
         tick.tick().await;
         loop {
             tick.tick().await;
-            let ids: Vec<IdentityBytes> = self.relays.lock().unwrap_or_else(|e| e.into_inner()).keys().copied().collect();
+            let ids: Vec<IdentityBytes> = self
+                .relays
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .copied()
+                .collect();
             let mut tests = JoinSet::new();
             for id in ids {
                 let me = self.clone();
@@ -219,26 +261,49 @@ impl Authority {
         let cfg = &self.config;
         let (relays, excluded) = {
             let mut map = self.relays.lock().unwrap_or_else(|e| e.into_inner());
-            map.retain(|_, r| r.desc.check_time(now, cfg.descriptor_max_age_secs, MAX_SKEW_SECS).is_ok());
+            map.retain(|_, r| {
+                r.desc
+                    .check_time(now, cfg.descriptor_max_age_secs, MAX_SKEW_SECS)
+                    .is_ok()
+            });
             let mut listed = Vec::new();
             let mut excluded = Vec::new();
             for r in map.values() {
                 match r.reachable_since {
                     Some(since) => listed.push(ConsensusRelay {
                         info: r.desc.descriptor.info.clone(),
-                        flags: flags::assign(&r.desc.descriptor.info, now.saturating_sub(since), cfg),
+                        flags: flags::assign(
+                            &r.desc.descriptor.info,
+                            now.saturating_sub(since),
+                            cfg,
+                        ),
                     }),
-                    None => excluded.push((r.desc.descriptor.info.clone(), r.last_failure.clone().unwrap_or_default())),
+                    None => excluded.push((
+                        r.desc.descriptor.info.clone(),
+                        r.last_failure.clone().unwrap_or_default(),
+                    )),
                 }
             }
             (listed, excluded)
         };
         let interval = cfg.consensus_interval_secs.max(1);
-        let mut signed = SignedConsensus::new(Consensus { valid_after: now, fresh_until: now + interval, valid_until: now + 3 * interval, relays });
+        let mut signed = SignedConsensus::new(Consensus {
+            valid_after: now,
+            fresh_until: now + interval,
+            valid_until: now + 3 * interval,
+            relays,
+        });
         signed.add_signature(&self.key);
         let json = crate::http::json_view(&signed, &excluded, &self.identity());
-        let published = Published { bytes: Bytes::from(signed.encode()), json: Bytes::from(json), signed };
-        tracing::debug!(relays = published.signed.consensus.relays.len(), "published consensus");
+        let published = Published {
+            bytes: Bytes::from(signed.encode()),
+            json: Bytes::from(json),
+            signed,
+        };
+        tracing::debug!(
+            relays = published.signed.consensus.relays.len(),
+            "published consensus"
+        );
         if let Ok(mut p) = self.published.write() {
             *p = Some(Arc::new(published));
         }

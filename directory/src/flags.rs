@@ -62,8 +62,13 @@ mod tests {
         let slow_new = assign(&info(10, ExitPolicy::reject_all()), 0, &cfg);
         assert_eq!(slow_new.names(), vec!["Running", "Valid"]);
         let fast_old_exit = assign(&info(1 << 20, ExitPolicy::default_exit()), 7200, &cfg);
-        assert_eq!(fast_old_exit.names(), vec!["Running", "Valid", "Fast", "Stable", "Guard", "Exit"]);
+        assert_eq!(
+            fast_old_exit.names(),
+            vec!["Running", "Valid", "Fast", "Stable", "Guard", "Exit"]
+        );
         cfg.bad_exits.push(fingerprint(&[1; 32]));
-        assert!(assign(&info(1 << 20, ExitPolicy::default_exit()), 0, &cfg).contains(Flags::BAD_EXIT));
+        assert!(
+            assign(&info(1 << 20, ExitPolicy::default_exit()), 0, &cfg).contains(Flags::BAD_EXIT)
+        );
     }
 }

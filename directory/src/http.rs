@@ -39,7 +39,10 @@ pub async fn serve(listener: TcpListener, authority: Arc<Authority>) {
         let authority = authority.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(req, authority.clone()));
-            let conn = http1::Builder::new().timer(TokioTimer::new()).header_read_timeout(REQUEST_TIMEOUT).serve_connection(TokioIo::new(stream), service);
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(REQUEST_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
             let _ = tokio::time::timeout(Duration::from_secs(120), conn).await;
         });
     }
@@ -51,14 +54,27 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     r
 }
 
-async fn handle(req: Request<Incoming>, authority: Arc<Authority>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    authority: Arc<Authority>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(match (req.method(), req.uri().path()) {
         (&Method::POST, "/onionlab/v1/descriptor") => {
-            let body = tokio::time::timeout(REQUEST_TIMEOUT, Limited::new(req.into_body(), MAX_DESCRIPTOR_LEN).collect()).await;
+            let body = tokio::time::timeout(
+                REQUEST_TIMEOUT,
+                Limited::new(req.into_body(), MAX_DESCRIPTOR_LEN).collect(),
+            )
+            .await;
             match body {
                 Err(_) => text(StatusCode::REQUEST_TIMEOUT, "descriptor upload too slow\n"),
-                Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-                    text(StatusCode::PAYLOAD_TOO_LARGE, format!("descriptor larger than {MAX_DESCRIPTOR_LEN} bytes\n"))
+                Ok(Err(e))
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some() =>
+                {
+                    text(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("descriptor larger than {MAX_DESCRIPTOR_LEN} bytes\n"),
+                    )
                 }
                 Ok(Err(e)) => text(StatusCode::BAD_REQUEST, format!("bad request body: {e}\n")),
                 Ok(Ok(collected)) => match authority.submit(&collected.to_bytes()) {
@@ -74,13 +90,22 @@ async fn handle(req: Request<Incoming>, authority: Arc<Authority>) -> Result<Res
         (&Method::GET, "/onionlab/v1/consensus.json") => match authority.published() {
             Some(p) => {
                 let mut r = text(StatusCode::OK, p.json.clone());
-                r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+                r.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("application/json"),
+                );
                 r
             }
             None => text(StatusCode::SERVICE_UNAVAILABLE, "no consensus yet\n"),
         },
-        (&Method::GET, "/onionlab/v1/authority") => text(StatusCode::OK, format!("{}\n", fingerprint(&authority.identity()))),
-        _ => text(StatusCode::NOT_FOUND, "unknown path; see /onionlab/v1/consensus.json\n"),
+        (&Method::GET, "/onionlab/v1/authority") => text(
+            StatusCode::OK,
+            format!("{}\n", fingerprint(&authority.identity())),
+        ),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "unknown path; see /onionlab/v1/consensus.json\n",
+        ),
     })
 }
 
@@ -96,7 +121,11 @@ fn relay_json(info: &RelayInfo) -> serde_json::Value {
 }
 
 /// The human view of a consensus: relays with flag names, and those left out with the reason.
-pub fn json_view(signed: &SignedConsensus, excluded: &[(RelayInfo, String)], authority: &IdentityBytes) -> Vec<u8> {
+pub fn json_view(
+    signed: &SignedConsensus,
+    excluded: &[(RelayInfo, String)],
+    authority: &IdentityBytes,
+) -> Vec<u8> {
     let c = &signed.consensus;
     let relays: Vec<_> = c
         .relays

@@ -44,7 +44,10 @@ pub struct Content {
 impl Content {
     /// The first `len` bytes.
     pub fn new(len: u64) -> Self {
-        Content { cipher: ChaCha20::new(&[0x0a; 32].into(), &[0x1b; 12].into()), remaining: len }
+        Content {
+            cipher: ChaCha20::new(&[0x0a; 32].into(), &[0x1b; 12].into()),
+            remaining: len,
+        }
     }
 
     /// The next chunk (at most 64 KiB), or None at the end.
@@ -74,7 +77,10 @@ impl Body for Content {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         Poll::Ready(self.next_chunk().map(|c| Ok(Frame::data(Bytes::from(c)))))
     }
 
@@ -97,13 +103,19 @@ struct Site {
 fn page(status: StatusCode, content_type: &'static str, body: String) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(body)).boxed());
     *r.status_mut() = status;
-    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
     r
 }
 
 fn data(len: u64) -> Resp {
     let mut r = Response::new(Content::new(len).boxed());
-    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/octet-stream"));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/octet-stream"),
+    );
     r
 }
 
@@ -134,7 +146,11 @@ connected here.</p>
 </body></html>
 "#;
 
-async fn handle(req: Request<Incoming>, site: Arc<Site>, peer: SocketAddr) -> Result<Resp, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    site: Arc<Site>,
+    peer: SocketAddr,
+) -> Result<Resp, Infallible> {
     let path = req.uri().path();
     Ok(match path {
         "/" | "/index.html" => page(StatusCode::OK, "text/html; charset=utf-8", INDEX.to_owned()),
@@ -143,10 +159,20 @@ async fn handle(req: Request<Incoming>, site: Arc<Site>, peer: SocketAddr) -> Re
         "/large.bin" => data(site.large),
         "/large.bin.sha256" => {
             let site2 = site.clone();
-            let hex = tokio::task::spawn_blocking(move || site2.large_sha.get_or_init(|| hex::encode(content_sha256(site2.large))).clone()).await.unwrap_or_default();
+            let hex = tokio::task::spawn_blocking(move || {
+                site2
+                    .large_sha
+                    .get_or_init(|| hex::encode(content_sha256(site2.large)))
+                    .clone()
+            })
+            .await
+            .unwrap_or_default();
             page(StatusCode::OK, "text/plain", format!("{hex}  large.bin\n"))
         }
-        p => match p.strip_prefix("/bytes/").and_then(|n| n.parse::<u64>().ok()) {
+        p => match p
+            .strip_prefix("/bytes/")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
             Some(n) if n <= MAX_BYTES => data(n),
             _ => page(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
         },
@@ -173,14 +199,22 @@ impl DemoSite {
     pub async fn start(addr: SocketAddr, large: u64) -> std::io::Result<DemoSite> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let site = Arc::new(Site { large, large_sha: OnceLock::new() });
+        let site = Arc::new(Site {
+            large,
+            large_sha: OnceLock::new(),
+        });
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, peer)) = listener.accept().await else { continue };
+                let Ok((stream, peer)) = listener.accept().await else {
+                    continue;
+                };
                 let site = site.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| handle(req, site.clone(), peer));
-                    let conn = http1::Builder::new().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30)).serve_connection(TokioIo::new(stream), service);
+                    let conn = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(30))
+                        .serve_connection(TokioIo::new(stream), service);
                     let _ = conn.await;
                 });
             }

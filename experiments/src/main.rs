@@ -50,8 +50,26 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     onionlab_link::logging::init();
     match Args::parse().command {
-        Command::Testbed { relays, socks, demo, authority, relay_port, large_mib, data_dir, default_exit_policy } => {
-            let cfg = TestbedConfig { relays, relay_port, authority, socks, demo, large_file: large_mib * 1024 * 1024, data_dir, default_exit_policy };
+        Command::Testbed {
+            relays,
+            socks,
+            demo,
+            authority,
+            relay_port,
+            large_mib,
+            data_dir,
+            default_exit_policy,
+        } => {
+            let cfg = TestbedConfig {
+                relays,
+                relay_port,
+                authority,
+                socks,
+                demo,
+                large_file: large_mib * 1024 * 1024,
+                data_dir,
+                default_exit_policy,
+            };
             let testbed = Testbed::start(cfg, Duration::from_secs(20)).await?;
             println!("{}", testbed.banner());
             tokio::signal::ctrl_c().await?;

@@ -33,11 +33,23 @@ pub enum SocksClientError {
 }
 
 /// Opens `host:port` through the SOCKS5 proxy, with optional username/password.
-pub async fn connect(proxy: SocketAddr, host: &str, port: u16, creds: Option<(&str, &str)>) -> Result<TcpStream, SocksClientError> {
-    timeout(SOCKS_TIMEOUT, connect_inner(proxy, host, port, creds)).await.map_err(|_| SocksClientError::Timeout)?
+pub async fn connect(
+    proxy: SocketAddr,
+    host: &str,
+    port: u16,
+    creds: Option<(&str, &str)>,
+) -> Result<TcpStream, SocksClientError> {
+    timeout(SOCKS_TIMEOUT, connect_inner(proxy, host, port, creds))
+        .await
+        .map_err(|_| SocksClientError::Timeout)?
 }
 
-async fn connect_inner(proxy: SocketAddr, host: &str, port: u16, creds: Option<(&str, &str)>) -> Result<TcpStream, SocksClientError> {
+async fn connect_inner(
+    proxy: SocketAddr,
+    host: &str,
+    port: u16,
+    creds: Option<(&str, &str)>,
+) -> Result<TcpStream, SocksClientError> {
     let mut s = TcpStream::connect(proxy).await?;
     s.set_nodelay(true)?;
     let method = if creds.is_some() { 2 } else { 0 };
@@ -45,7 +57,9 @@ async fn connect_inner(proxy: SocketAddr, host: &str, port: u16, creds: Option<(
     let mut resp = [0u8; 2];
     s.read_exact(&mut resp).await?;
     if resp != [5, method] {
-        return Err(SocksClientError::Protocol("proxy refused the authentication method"));
+        return Err(SocksClientError::Protocol(
+            "proxy refused the authentication method",
+        ));
     }
     if let Some((user, pass)) = creds {
         let mut m = vec![1, user.len() as u8];
@@ -59,7 +73,11 @@ async fn connect_inner(proxy: SocketAddr, host: &str, port: u16, creds: Option<(
         }
     }
     let mut req = vec![5, 1, 0];
-    match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+    match host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
         Ok(IpAddr::V4(a)) => {
             req.push(1);
             req.extend_from_slice(&a.octets());
@@ -111,10 +129,21 @@ pub struct Fetched {
 }
 
 /// Sends `GET path` (HTTP/1.0) on `stream` and reads the whole response (at most `max` bytes).
-pub async fn http_get(mut stream: TcpStream, host: &str, path: &str, max: usize, limit: Duration) -> Result<Fetched, SocksClientError> {
+pub async fn http_get(
+    mut stream: TcpStream,
+    host: &str,
+    path: &str,
+    max: usize,
+    limit: Duration,
+) -> Result<Fetched, SocksClientError> {
     let fut = async {
         let start = tokio::time::Instant::now();
-        stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: onionlab\r\n\r\n").as_bytes()).await?;
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: onionlab\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
         let mut buf = Vec::with_capacity(1 << 20);
         let mut first = [0u8; 1];
         let n = stream.read(&mut first).await?;
@@ -131,13 +160,22 @@ pub async fn http_get(mut stream: TcpStream, host: &str, path: &str, max: usize,
             }
             buf.extend_from_slice(&chunk[..n]);
         }
-        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").ok_or(SocksClientError::Protocol("no end of headers"))?;
+        let end = buf
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or(SocksClientError::Protocol("no end of headers"))?;
         let status = std::str::from_utf8(&buf[..end])
             .ok()
             .and_then(|h| h.split_whitespace().nth(1))
             .and_then(|s| s.parse().ok())
             .ok_or(SocksClientError::Protocol("bad status line"))?;
-        Ok(Fetched { status, body: buf[end + 4..].to_vec(), first_byte })
+        Ok(Fetched {
+            status,
+            body: buf[end + 4..].to_vec(),
+            first_byte,
+        })
     };
-    timeout(limit, fut).await.map_err(|_| SocksClientError::Timeout)?
+    timeout(limit, fut)
+        .await
+        .map_err(|_| SocksClientError::Timeout)?
 }

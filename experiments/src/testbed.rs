@@ -100,7 +100,10 @@ pub enum TestbedError {
 }
 
 fn start_err(what: impl Into<String>, error: impl std::fmt::Display) -> TestbedError {
-    TestbedError::Start { what: what.into(), error: error.to_string() }
+    TestbedError::Start {
+        what: what.into(),
+        error: error.to_string(),
+    }
 }
 
 /// A running testbed; dropping it stops everything.
@@ -126,20 +129,30 @@ pub fn relay_ip(i: usize) -> IpAddr {
 impl Testbed {
     /// Starts the authority, the relays, the demo site and the client, and waits until the
     /// client holds a consensus listing every relay (or `ready_within` passes).
-    pub async fn start(cfg: TestbedConfig, ready_within: Duration) -> Result<Testbed, TestbedError> {
+    pub async fn start(
+        cfg: TestbedConfig,
+        ready_within: Duration,
+    ) -> Result<Testbed, TestbedError> {
         let started = Instant::now();
         if cfg.relays < 3 || cfg.relays > MAX_RELAYS {
-            return Err(TestbedError::Config(format!("relays must be between 3 and {MAX_RELAYS}")));
+            return Err(TestbedError::Config(format!(
+                "relays must be between 3 and {MAX_RELAYS}"
+            )));
         }
         let (tempdir, root) = match &cfg.data_dir {
             Some(d) => (None, d.clone()),
             None => {
-                let t = tempfile::Builder::new().prefix("onionlab-testbed-").tempdir().map_err(|e| start_err("data directory", e))?;
+                let t = tempfile::Builder::new()
+                    .prefix("onionlab-testbed-")
+                    .tempdir()
+                    .map_err(|e| start_err("data directory", e))?;
                 let p = t.path().to_owned();
                 (Some(t), p)
             }
         };
-        let demo = DemoSite::start(cfg.demo, cfg.large_file).await.map_err(|e| start_err(format!("demo site on {}", cfg.demo), e))?;
+        let demo = DemoSite::start(cfg.demo, cfg.large_file)
+            .await
+            .map_err(|e| start_err(format!("demo site on {}", cfg.demo), e))?;
 
         let mut acfg = AuthorityConfig::new(cfg.authority, root.join("authority"));
         acfg.nickname = "testbedauth".into();
@@ -147,35 +160,64 @@ impl Testbed {
         acfg.reachability_interval_secs = 30;
         acfg.guard_min_uptime_secs = 0;
         acfg.stable_min_uptime_secs = 0;
-        let authority = Authority::start(acfg).await.map_err(|e| start_err("authority", e))?;
-        let auth_entry = AuthorityEntry { address: authority.http_addr, identity: fingerprint(&authority.identity) };
+        let authority = Authority::start(acfg)
+            .await
+            .map_err(|e| start_err("authority", e))?;
+        let auth_entry = AuthorityEntry {
+            address: authority.http_addr,
+            identity: fingerprint(&authority.identity),
+        };
 
         let mut relays = Vec::with_capacity(cfg.relays);
         for i in 1..=cfg.relays {
             let ip = relay_ip(i);
-            let mut rc = RelayConfig::new(&format!("relay{i}"), SocketAddr::new(ip, cfg.relay_port), root.join(format!("relay{i}")), vec![auth_entry.clone()]);
+            let mut rc = RelayConfig::new(
+                &format!("relay{i}"),
+                SocketAddr::new(ip, cfg.relay_port),
+                root.join(format!("relay{i}")),
+                vec![auth_entry.clone()],
+            );
             rc.exit = true;
             if !cfg.default_exit_policy {
                 rc.exit_policy_reject_private = false;
-                rc.exit_policy = vec!["accept 127.0.0.0/8:*".into(), "reject private:*".into(), "accept *:*".into()];
+                rc.exit_policy = vec![
+                    "accept 127.0.0.0/8:*".into(),
+                    "reject private:*".into(),
+                    "accept *:*".into(),
+                ];
             }
             rc.hosts.insert(DEMO_HOSTNAME.into(), demo.addr.ip());
-            rc.hosts.insert("localhost".into(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+            rc.hosts
+                .insert("localhost".into(), IpAddr::V4(Ipv4Addr::LOCALHOST));
             rc.system_resolver = false;
             rc.outbound_bind = Some(ip);
             rc.contact = "testbed".into();
-            relays.push(Relay::start(rc).await.map_err(|e| start_err(format!("relay {i} on {ip}"), e))?);
+            relays.push(
+                Relay::start(rc)
+                    .await
+                    .map_err(|e| start_err(format!("relay {i} on {ip}"), e))?,
+            );
         }
 
         // Wait for the authority to list every relay before the client looks.
         let deadline = started + ready_within;
         loop {
-            let listed = authority.authority.published().map_or(0, |p| p.signed.consensus.relays.iter().filter(|r| r.flags.contains(Flags::RUNNING)).count());
+            let listed = authority.authority.published().map_or(0, |p| {
+                p.signed
+                    .consensus
+                    .relays
+                    .iter()
+                    .filter(|r| r.flags.contains(Flags::RUNNING))
+                    .count()
+            });
             if listed == cfg.relays {
                 break;
             }
             if Instant::now() > deadline {
-                return Err(TestbedError::NotReady(ready_within, format!("the authority lists {listed} of {} relays", cfg.relays)));
+                return Err(TestbedError::NotReady(
+                    ready_within,
+                    format!("the authority lists {listed} of {} relays", cfg.relays),
+                ));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -183,11 +225,26 @@ impl Testbed {
         let mut ccfg = ClientConfig::new(root.join("client"), vec![auth_entry]);
         ccfg.socks_listen = cfg.socks;
         ccfg.enforce_distinct_subnets = false;
-        let client = Client::start(ccfg).await.map_err(|e| start_err("client", e))?;
-        if !client.ready(deadline.saturating_duration_since(Instant::now())).await {
-            return Err(TestbedError::NotReady(ready_within, "the client has no usable consensus".into()));
+        let client = Client::start(ccfg)
+            .await
+            .map_err(|e| start_err("client", e))?;
+        if !client
+            .ready(deadline.saturating_duration_since(Instant::now()))
+            .await
+        {
+            return Err(TestbedError::NotReady(
+                ready_within,
+                "the client has no usable consensus".into(),
+            ));
         }
-        Ok(Testbed { authority, relays, client, demo, startup: started.elapsed(), _tempdir: tempdir })
+        Ok(Testbed {
+            authority,
+            relays,
+            client,
+            demo,
+            startup: started.elapsed(),
+            _tempdir: tempdir,
+        })
     }
 
     /// The demo site's URL through the exit-only hostname.
@@ -198,8 +255,16 @@ impl Testbed {
     /// A summary for people: addresses and commands to try.
     pub fn banner(&self) -> String {
         let socks = self.client.socks_addr;
-        let first = self.relays.first().map(|r| r.or_addr.to_string()).unwrap_or_default();
-        let last = self.relays.last().map(|r| r.or_addr.to_string()).unwrap_or_default();
+        let first = self
+            .relays
+            .first()
+            .map(|r| r.or_addr.to_string())
+            .unwrap_or_default();
+        let last = self
+            .relays
+            .last()
+            .map(|r| r.or_addr.to_string())
+            .unwrap_or_default();
         format!(
             "onionlab testbed ready in {:.2} s\n\
              \x20 authority  http://{}/onionlab/v1/consensus.json\n\

@@ -12,13 +12,17 @@
 
 use onionlab_proto::cell::{CELL_LEN, Cell, CellCommand};
 use onionlab_proto::codec::DecodeError;
-use onionlab_proto::keys::{IdentityBytes, KeyError, LINK_EXPORTER_LABEL, SigningKey, check_link_auth, link_auth_cell};
+use onionlab_proto::keys::{
+    IdentityBytes, KeyError, LINK_EXPORTER_LABEL, SigningKey, check_link_auth, link_auth_cell,
+};
 use rustls::{ClientConfig, ServerConfig};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf};
+use tokio::io::{
+    AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf,
+};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -72,7 +76,9 @@ pub struct Channel {
 
 impl std::fmt::Debug for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Channel").field("peer_addr", &self.peer_addr).finish_non_exhaustive()
+        f.debug_struct("Channel")
+            .field("peer_addr", &self.peer_addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -86,7 +92,10 @@ pub struct ChannelAcceptor {
 impl ChannelAcceptor {
     /// An acceptor proving `key` on every link.
     pub fn new(config: Arc<ServerConfig>, key: Arc<SigningKey>) -> Self {
-        ChannelAcceptor { acceptor: TlsAcceptor::from(config), key }
+        ChannelAcceptor {
+            acceptor: TlsAcceptor::from(config),
+            key,
+        }
     }
 
     /// Runs the responder's side of the handshake on an accepted socket.
@@ -95,13 +104,23 @@ impl ChannelAcceptor {
         tcp.set_nodelay(true)?;
         let fut = async {
             let mut tls = self.acceptor.accept(tcp).await?;
-            let exporter: [u8; 32] = tls.get_ref().1.export_keying_material([0u8; 32], LINK_EXPORTER_LABEL, None)?;
-            tls.write_all(&link_auth_cell(&self.key, &exporter).encode()).await?;
+            let exporter: [u8; 32] =
+                tls.get_ref()
+                    .1
+                    .export_keying_material([0u8; 32], LINK_EXPORTER_LABEL, None)?;
+            tls.write_all(&link_auth_cell(&self.key, &exporter).encode())
+                .await?;
             tls.flush().await?;
             Ok::<_, LinkError>(tls)
         };
-        let tls = timeout(HANDSHAKE_TIMEOUT, fut).await.map_err(|_| LinkError::Timeout("link handshake"))??;
-        Ok(Channel { peer_identity: None, peer_addr, io: Box::new(tls) })
+        let tls = timeout(HANDSHAKE_TIMEOUT, fut)
+            .await
+            .map_err(|_| LinkError::Timeout("link handshake"))??;
+        Ok(Channel {
+            peer_identity: None,
+            peer_addr,
+            io: Box::new(tls),
+        })
     }
 }
 
@@ -114,24 +133,42 @@ pub struct ChannelConnector {
 impl ChannelConnector {
     /// A connector using `config` (see [`crate::tls::client_config`]).
     pub fn new(config: Arc<ClientConfig>) -> Self {
-        ChannelConnector { connector: TlsConnector::from(config) }
+        ChannelConnector {
+            connector: TlsConnector::from(config),
+        }
     }
 
     /// Connects to `addr` and insists that it proves `expected`.
-    pub async fn connect(&self, addr: SocketAddr, expected: &IdentityBytes) -> Result<Channel, LinkError> {
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        expected: &IdentityBytes,
+    ) -> Result<Channel, LinkError> {
         let fut = async {
             let tcp = TcpStream::connect(addr).await?;
             tcp.set_nodelay(true)?;
-            let mut tls = self.connector.connect(crate::tls::server_name(), tcp).await?;
-            let exporter: [u8; 32] = tls.get_ref().1.export_keying_material([0u8; 32], LINK_EXPORTER_LABEL, None)?;
+            let mut tls = self
+                .connector
+                .connect(crate::tls::server_name(), tcp)
+                .await?;
+            let exporter: [u8; 32] =
+                tls.get_ref()
+                    .1
+                    .export_keying_material([0u8; 32], LINK_EXPORTER_LABEL, None)?;
             let mut buf = [0u8; CELL_LEN];
             tls.read_exact(&mut buf).await?;
             let cell = Cell::decode(&buf)?;
             let id = check_link_auth(&cell, &exporter, Some(expected))?;
             Ok::<_, LinkError>((tls, id))
         };
-        let (tls, id) = timeout(HANDSHAKE_TIMEOUT, fut).await.map_err(|_| LinkError::Timeout("link handshake"))??;
-        Ok(Channel { peer_identity: Some(id), peer_addr: addr, io: Box::new(tls) })
+        let (tls, id) = timeout(HANDSHAKE_TIMEOUT, fut)
+            .await
+            .map_err(|_| LinkError::Timeout("link handshake"))??;
+        Ok(Channel {
+            peer_identity: Some(id),
+            peer_addr: addr,
+            io: Box::new(tls),
+        })
     }
 }
 
@@ -141,7 +178,13 @@ impl Channel {
         let (r, w) = tokio::io::split(self.io);
         let (tx, rx) = mpsc::channel(SEND_QUEUE);
         tokio::spawn(write_loop(BufWriter::with_capacity(64 * 1024, w), rx));
-        (CellReader { inner: BufReader::with_capacity(64 * 1024, r), peer_addr: self.peer_addr }, ChannelSender { tx })
+        (
+            CellReader {
+                inner: BufReader::with_capacity(64 * 1024, r),
+                peer_addr: self.peer_addr,
+            },
+            ChannelSender { tx },
+        )
     }
 }
 
@@ -157,7 +200,9 @@ impl CellReader {
     pub async fn next(&mut self) -> Result<Option<Cell>, LinkError> {
         loop {
             let mut buf = [0u8; CELL_LEN];
-            let read = timeout(IDLE_TIMEOUT, self.inner.read_exact(&mut buf)).await.map_err(|_| LinkError::Timeout("idle link"))?;
+            let read = timeout(IDLE_TIMEOUT, self.inner.read_exact(&mut buf))
+                .await
+                .map_err(|_| LinkError::Timeout("idle link"))?;
             match read {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
@@ -195,7 +240,9 @@ async fn write_loop(mut w: BufWriter<WriteHalf<Tls>>, mut rx: mpsc::Receiver<Cel
             let cell = match timeout(KEEPALIVE, rx.recv()).await {
                 Ok(Some(c)) => c,
                 Ok(None) => break,
-                Err(_) => Cell::with_body(0, CellCommand::Padding, &[]).map_err(std::io::Error::other)?,
+                Err(_) => {
+                    Cell::with_body(0, CellCommand::Padding, &[]).map_err(std::io::Error::other)?
+                }
             };
             w.write_all(&cell.encode()).await?;
             // Batch whatever else is queued into the same flush.
@@ -218,7 +265,11 @@ mod tests {
     use onionlab_proto::keys::fresh_signing_key;
     use tokio::net::TcpListener;
 
-    async fn relay() -> (SocketAddr, IdentityBytes, tokio::task::JoinHandle<Result<Channel, LinkError>>) {
+    async fn relay() -> (
+        SocketAddr,
+        IdentityBytes,
+        tokio::task::JoinHandle<Result<Channel, LinkError>>,
+    ) {
         let key = Arc::new(fresh_signing_key());
         let id = key.verifying_key().to_bytes();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -241,7 +292,9 @@ mod tests {
         let (mut cr, cs) = ch.split();
         let (mut sr, ss) = server.split();
         for i in 0..100u32 {
-            cs.send(Cell::with_body(i, CellCommand::Relay, &i.to_be_bytes()).unwrap()).await.unwrap();
+            cs.send(Cell::with_body(i, CellCommand::Relay, &i.to_be_bytes()).unwrap())
+                .await
+                .unwrap();
         }
         for i in 0..100u32 {
             let c = sr.next().await.unwrap().unwrap();
@@ -252,7 +305,10 @@ mod tests {
             assert_eq!(cr.next().await.unwrap().unwrap().circ_id, i);
         }
         drop(cs);
-        assert!(sr.next().await.unwrap().is_none(), "clean close after the last sender is dropped");
+        assert!(
+            sr.next().await.unwrap().is_none(),
+            "clean close after the last sender is dropped"
+        );
     }
 
     #[tokio::test]
@@ -261,7 +317,10 @@ mod tests {
         let connector = ChannelConnector::new(crate::tls::client_config().unwrap());
         let other = fresh_signing_key().verifying_key().to_bytes();
         let err = connector.connect(addr, &other).await.unwrap_err();
-        assert!(matches!(err, LinkError::Auth(KeyError::WrongIdentity { .. })), "{err}");
+        assert!(
+            matches!(err, LinkError::Auth(KeyError::WrongIdentity { .. })),
+            "{err}"
+        );
     }
 
     #[tokio::test]

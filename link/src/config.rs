@@ -61,17 +61,26 @@ pub fn parse<T: DeserializeOwned>(yaml: &str, origin: &str) -> Result<T, ConfigE
     if yaml.len() as u64 > MAX_CONFIG_LEN {
         return Err(ConfigError::TooLarge(origin.to_owned()));
     }
-    serde_saphyr::from_str(yaml).map_err(|e| ConfigError::Invalid { path: origin.to_owned(), message: e.to_string() })
+    serde_saphyr::from_str(yaml).map_err(|e| ConfigError::Invalid {
+        path: origin.to_owned(),
+        message: e.to_string(),
+    })
 }
 
 /// Reads and parses a YAML file into `T`.
 pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
     let shown = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+    let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read {
+        path: shown.clone(),
+        source,
+    })?;
     if meta.len() > MAX_CONFIG_LEN {
         return Err(ConfigError::TooLarge(shown));
     }
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: shown.clone(),
+        source,
+    })?;
     parse(&text, &shown)
 }
 
@@ -88,9 +97,19 @@ mod tests {
 
     #[test]
     fn errors_name_line_and_column() {
-        let err = parse::<Sample>("# comment\nport: many\n", "sample.yaml").unwrap_err().to_string();
-        assert!(err.contains("sample.yaml") && err.contains("line 2"), "{err}");
-        let err = parse::<Sample>("port: 1\nprot: 2\n", "x.yaml").unwrap_err().to_string();
-        assert!(err.contains("unknown field") && err.contains("line 2"), "{err}");
+        let err = parse::<Sample>("# comment\nport: many\n", "sample.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sample.yaml") && err.contains("line 2"),
+            "{err}"
+        );
+        let err = parse::<Sample>("port: 1\nprot: 2\n", "x.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown field") && err.contains("line 2"),
+            "{err}"
+        );
     }
 }

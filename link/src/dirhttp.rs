@@ -37,27 +37,53 @@ pub enum HttpError {
 }
 
 /// Sends one request and returns the status and body (at most `max_body` bytes).
-pub async fn request(addr: SocketAddr, method: Method, path: &str, body: Bytes, max_body: usize) -> Result<(StatusCode, Bytes), HttpError> {
+pub async fn request(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    body: Bytes,
+    max_body: usize,
+) -> Result<(StatusCode, Bytes), HttpError> {
     let fut = async {
         let stream = TcpStream::connect(addr).await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await?;
         let conn = tokio::spawn(conn);
-        let req = Request::builder().method(method).uri(path).header(hyper::header::HOST, addr.to_string()).body(Full::new(body))?;
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, addr.to_string())
+            .body(Full::new(body))?;
         let resp = sender.send_request(req).await?;
         let status = resp.status();
-        let body = Limited::new(resp.into_body(), max_body).collect().await.map_err(|e| HttpError::Body(e.to_string()))?.to_bytes();
+        let body = Limited::new(resp.into_body(), max_body)
+            .collect()
+            .await
+            .map_err(|e| HttpError::Body(e.to_string()))?
+            .to_bytes();
         conn.abort();
         Ok((status, body))
     };
-    tokio::time::timeout(REQUEST_TIMEOUT, fut).await.map_err(|_| HttpError::Timeout)?
+    tokio::time::timeout(REQUEST_TIMEOUT, fut)
+        .await
+        .map_err(|_| HttpError::Timeout)?
 }
 
 /// GET `path`.
-pub async fn get(addr: SocketAddr, path: &str, max_body: usize) -> Result<(StatusCode, Bytes), HttpError> {
+pub async fn get(
+    addr: SocketAddr,
+    path: &str,
+    max_body: usize,
+) -> Result<(StatusCode, Bytes), HttpError> {
     request(addr, Method::GET, path, Bytes::new(), max_body).await
 }
 
 /// POST `body` to `path`.
-pub async fn post(addr: SocketAddr, path: &str, body: Vec<u8>, max_body: usize) -> Result<(StatusCode, Bytes), HttpError> {
+pub async fn post(
+    addr: SocketAddr,
+    path: &str,
+    body: Vec<u8>,
+    max_body: usize,
+) -> Result<(StatusCode, Bytes), HttpError> {
     request(addr, Method::POST, path, Bytes::from(body), max_body).await
 }

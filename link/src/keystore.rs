@@ -36,13 +36,23 @@ pub enum KeyStoreError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeyStoreError + '_ {
-    move |source| KeyStoreError::Io { path: path.to_owned(), source }
+    move |source| KeyStoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
-fn load_or_create(path: &Path, header: &str, fresh: impl FnOnce() -> Zeroizing<[u8; 32]>) -> Result<Zeroizing<[u8; 32]>, KeyStoreError> {
+fn load_or_create(
+    path: &Path,
+    header: &str,
+    fresh: impl FnOnce() -> Zeroizing<[u8; 32]>,
+) -> Result<Zeroizing<[u8; 32]>, KeyStoreError> {
     match fs::read_to_string(path) {
         Ok(text) => {
-            let mode = fs::metadata(path).map_err(io_err(path))?.permissions().mode();
+            let mode = fs::metadata(path)
+                .map_err(io_err(path))?
+                .permissions()
+                .mode();
             if mode & 0o077 != 0 {
                 return Err(KeyStoreError::TooOpen(path.to_owned()));
             }
@@ -52,7 +62,8 @@ fn load_or_create(path: &Path, header: &str, fresh: impl FnOnce() -> Zeroizing<[
                 return Err(KeyStoreError::Malformed(path.to_owned()));
             }
             let mut out = Zeroizing::new([0u8; 32]);
-            hex::decode_to_slice(lines.next().unwrap_or("").trim(), &mut out[..]).map_err(|_| KeyStoreError::Malformed(path.to_owned()))?;
+            hex::decode_to_slice(lines.next().unwrap_or("").trim(), &mut out[..])
+                .map_err(|_| KeyStoreError::Malformed(path.to_owned()))?;
             Ok(out)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -62,9 +73,16 @@ fn load_or_create(path: &Path, header: &str, fresh: impl FnOnce() -> Zeroizing<[
             }
             let tmp = path.with_extension("tmp");
             let _ = fs::remove_file(&tmp);
-            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io_err(&tmp))?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io_err(&tmp))?;
             let body = Zeroizing::new(format!("{header}\n{}\n", hex::encode(&key[..])));
-            f.write_all(body.as_bytes()).and_then(|()| f.sync_all()).map_err(io_err(&tmp))?;
+            f.write_all(body.as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(io_err(&tmp))?;
             fs::rename(&tmp, path).map_err(io_err(path))?;
             Ok(key)
         }
@@ -74,13 +92,17 @@ fn load_or_create(path: &Path, header: &str, fresh: impl FnOnce() -> Zeroizing<[
 
 /// Loads the Ed25519 identity at `path`, creating it on first run.
 pub fn identity_key(path: &Path) -> Result<SigningKey, KeyStoreError> {
-    let seed = load_or_create(path, ED25519_HEADER, || Zeroizing::new(fresh_signing_key().to_bytes()))?;
+    let seed = load_or_create(path, ED25519_HEADER, || {
+        Zeroizing::new(fresh_signing_key().to_bytes())
+    })?;
     Ok(SigningKey::from_bytes(&seed))
 }
 
 /// Loads the x25519 onion key at `path`, creating it on first run.
 pub fn onion_key(path: &Path) -> Result<OnionSecret, KeyStoreError> {
-    let bytes = load_or_create(path, X25519_HEADER, || Zeroizing::new(fresh_x25519().to_bytes()))?;
+    let bytes = load_or_create(path, X25519_HEADER, || {
+        Zeroizing::new(fresh_x25519().to_bytes())
+    })?;
     Ok(OnionSecret::from(*bytes))
 }
 
@@ -93,14 +115,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys/identity.key");
         let k1 = identity_key(&path).unwrap();
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let k2 = identity_key(&path).unwrap();
         assert_eq!(k1.to_bytes(), k2.to_bytes());
         // An onion-key file is not an identity.
         let onion = dir.path().join("onion.key");
         onion_key(&onion).unwrap();
-        assert!(matches!(identity_key(&onion), Err(KeyStoreError::Malformed(_))));
+        assert!(matches!(
+            identity_key(&onion),
+            Err(KeyStoreError::Malformed(_))
+        ));
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(identity_key(&path), Err(KeyStoreError::TooOpen(_))));
+        assert!(matches!(
+            identity_key(&path),
+            Err(KeyStoreError::TooOpen(_))
+        ));
     }
 }

@@ -23,4 +23,4 @@ pub mod logging;
 pub mod streams;
 pub mod tls;
 
-pub use channel::{Channel, ChannelSender, CellReader, LinkError};
+pub use channel::{CellReader, Channel, ChannelSender, LinkError};

@@ -9,6 +9,10 @@ use tracing_subscriber::EnvFilter;
 /// Installs the subscriber (once; later calls do nothing).
 pub fn init() {
     let base = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
-    let filter = EnvFilter::try_new(format!("{base},fast_socks5=warn")).unwrap_or_else(|_| EnvFilter::new("info,fast_socks5=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = EnvFilter::try_new(format!("{base},fast_socks5=warn"))
+        .unwrap_or_else(|_| EnvFilter::new("info,fast_socks5=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -103,9 +103,24 @@ impl<E: From<PumpEvent> + Send + 'static> StreamMux<E> {
         let package = PackageWindow::stream();
         let permits = Arc::new(Semaphore::new(package.available() as usize));
         let (to_socket, rx) = mpsc::channel(STREAM_WINDOW_START as usize + 1);
-        let reader = tokio::spawn(read_pump(id, BufReader::with_capacity(32 * 1024, r), permits.clone(), self.circ_permits.clone(), self.events.clone()));
+        let reader = tokio::spawn(read_pump(
+            id,
+            BufReader::with_capacity(32 * 1024, r),
+            permits.clone(),
+            self.circ_permits.clone(),
+            self.events.clone(),
+        ));
         tokio::spawn(write_pump(id, w, rx, self.events.clone()));
-        self.streams.insert(id, Edge { package, deliver: DeliverWindow::stream(), permits, to_socket, reader: reader.abort_handle() });
+        self.streams.insert(
+            id,
+            Edge {
+                package,
+                deliver: DeliverWindow::stream(),
+                permits,
+                to_socket,
+                reader: reader.abort_handle(),
+            },
+        );
     }
 
     /// DATA arrived for stream `id`. Returns cells to send (a circuit SENDME when due).
@@ -148,7 +163,9 @@ impl<E: From<PumpEvent> + Send + 'static> StreamMux<E> {
     pub fn on_pump(&mut self, ev: PumpEvent) -> Result<Vec<RelayCell>, MuxError> {
         match ev {
             PumpEvent::Data(id, data) => {
-                let Some(edge) = self.streams.get_mut(&id) else { return Ok(Vec::new()) };
+                let Some(edge) = self.streams.get_mut(&id) else {
+                    return Ok(Vec::new());
+                };
                 edge.package.take()?;
                 self.package.take()?;
                 Ok(vec![RelayCell::new(id, RelayMsg::Data(data))])
@@ -161,9 +178,13 @@ impl<E: From<PumpEvent> + Send + 'static> StreamMux<E> {
                 Ok(Vec::new())
             }
             PumpEvent::Written(id, cells) => {
-                let Some(edge) = self.streams.get_mut(&id) else { return Ok(Vec::new()) };
+                let Some(edge) = self.streams.get_mut(&id) else {
+                    return Ok(Vec::new());
+                };
                 let due = (0..cells).filter(|_| edge.deliver.sendme_due()).count();
-                Ok((0..due).map(|_| RelayCell::new(id, RelayMsg::Sendme)).collect())
+                Ok((0..due)
+                    .map(|_| RelayCell::new(id, RelayMsg::Sendme))
+                    .collect())
             }
         }
     }
@@ -200,7 +221,10 @@ async fn read_pump<R: AsyncRead + Unpin, E: From<PumpEvent>>(
     events: mpsc::Sender<E>,
 ) {
     loop {
-        let (Ok(sp), Ok(cp)) = (stream_permits.acquire().await, circ_permits.acquire().await) else { return };
+        let (Ok(sp), Ok(cp)) = (stream_permits.acquire().await, circ_permits.acquire().await)
+        else {
+            return;
+        };
         sp.forget();
         cp.forget();
         let mut buf = vec![0u8; MAX_DATA_LEN];
@@ -220,7 +244,12 @@ async fn read_pump<R: AsyncRead + Unpin, E: From<PumpEvent>>(
     }
 }
 
-async fn write_pump<W: AsyncWrite + Unpin, E: From<PumpEvent>>(id: StreamId, mut w: W, mut rx: mpsc::Receiver<Vec<u8>>, events: mpsc::Sender<E>) {
+async fn write_pump<W: AsyncWrite + Unpin, E: From<PumpEvent>>(
+    id: StreamId,
+    mut w: W,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    events: mpsc::Sender<E>,
+) {
     while let Some(first) = rx.recv().await {
         let mut buf = first;
         let mut cells = 1u32;
@@ -234,7 +263,11 @@ async fn write_pump<W: AsyncWrite + Unpin, E: From<PumpEvent>>(id: StreamId, mut
             }
         }
         let ok = matches!(timeout(WRITE_TIMEOUT, w.write_all(&buf)).await, Ok(Ok(())));
-        let ev = if ok { PumpEvent::Written(id, cells) } else { PumpEvent::Closed(id, EndReason::ConnReset) };
+        let ev = if ok {
+            PumpEvent::Written(id, cells)
+        } else {
+            PumpEvent::Closed(id, EndReason::ConnReset)
+        };
         if events.send(ev.into()).await.is_err() || !ok {
             return;
         }
@@ -296,7 +329,10 @@ mod tests {
             }
         }
         writer.await.unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(10), reader).await.unwrap().unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), reader)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(got.len(), payload.len());
         assert!(got == payload);
         assert!(sendmes > 0);

@@ -75,14 +75,26 @@ impl std::fmt::Debug for Cell {
 
 impl Cell {
     /// A cell whose payload is `body` followed by random padding. Fails if `body` is too long.
-    pub fn with_body(circ_id: CircId, command: CellCommand, body: &[u8]) -> Result<Self, DecodeError> {
+    pub fn with_body(
+        circ_id: CircId,
+        command: CellCommand,
+        body: &[u8],
+    ) -> Result<Self, DecodeError> {
         if body.len() > PAYLOAD_LEN {
-            return Err(DecodeError::TooLong { field: "cell body", len: body.len(), max: PAYLOAD_LEN });
+            return Err(DecodeError::TooLong {
+                field: "cell body",
+                len: body.len(),
+                max: PAYLOAD_LEN,
+            });
         }
         let mut payload = [0u8; PAYLOAD_LEN];
         payload[..body.len()].copy_from_slice(body);
         random::fill(&mut payload[body.len()..]);
-        Ok(Cell { circ_id, command, payload })
+        Ok(Cell {
+            circ_id,
+            command,
+            payload,
+        })
     }
 
     /// The 514 wire bytes.
@@ -103,7 +115,11 @@ impl Cell {
         let circ_id = r.u32("circuit id")?;
         let command = CellCommand::from_u8(r.u8("command")?)?;
         let payload = r.array::<PAYLOAD_LEN>("payload")?;
-        Ok(Cell { circ_id, command, payload })
+        Ok(Cell {
+            circ_id,
+            command,
+            payload,
+        })
     }
 }
 
@@ -159,7 +175,9 @@ impl Created2 {
 
     /// Reads a body (trailing padding is allowed).
     pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Created2 { hdata: r.bytes_u16(MAX_HDATA, "hdata")?.to_vec() })
+        Ok(Created2 {
+            hdata: r.bytes_u16(MAX_HDATA, "hdata")?.to_vec(),
+        })
     }
 
     /// A CREATED2 cell carrying this body.
@@ -245,7 +263,11 @@ impl DestroyReason {
         let mut payload = [0u8; PAYLOAD_LEN];
         random::fill(&mut payload[1..]);
         payload[0] = self.to_u8();
-        Cell { circ_id, command: CellCommand::Destroy, payload }
+        Cell {
+            circ_id,
+            command: CellCommand::Destroy,
+            payload,
+        }
     }
 }
 
@@ -262,7 +284,10 @@ mod tests {
 
     #[test]
     fn create2_round_trip() {
-        let c = Create2 { htype: HTYPE_ONIONLAB_NTOR, hdata: vec![9; 96] };
+        let c = Create2 {
+            htype: HTYPE_ONIONLAB_NTOR,
+            hdata: vec![9; 96],
+        };
         let cell = c.to_cell(0x8000_0001).unwrap();
         let wire = cell.encode();
         assert_eq!(wire.len(), CELL_LEN);

@@ -69,7 +69,11 @@ impl Flags {
 
     /// The names of the set flags.
     pub fn names(self) -> Vec<&'static str> {
-        Self::ALL.iter().filter(|(f, _)| self.contains(*f)).map(|(_, n)| *n).collect()
+        Self::ALL
+            .iter()
+            .filter(|(f, _)| self.contains(*f))
+            .map(|(_, n)| *n)
+            .collect()
     }
 }
 
@@ -142,7 +146,9 @@ pub enum ConsensusError {
         now: u64,
     },
     /// Not enough valid signatures from trusted authorities.
-    #[error("consensus has {valid} valid signatures from trusted authorities, needs {needed} ({unknown} by unknown keys, {bad} invalid, {duplicate} duplicate)")]
+    #[error(
+        "consensus has {valid} valid signatures from trusted authorities, needs {needed} ({unknown} by unknown keys, {bad} invalid, {duplicate} duplicate)"
+    )]
     NotEnoughSignatures {
         /// Distinct trusted authorities whose signature verified.
         valid: usize,
@@ -186,28 +192,48 @@ impl Consensus {
         let fresh_until = r.u64("fresh-until")?;
         let valid_until = r.u64("valid-until")?;
         if !(valid_after <= fresh_until && fresh_until <= valid_until) {
-            return Err(DecodeError::invalid("consensus lifetime", "valid-after <= fresh-until <= valid-until").into());
+            return Err(DecodeError::invalid(
+                "consensus lifetime",
+                "valid-after <= fresh-until <= valid-until",
+            )
+            .into());
         }
         let n = usize::from(r.u16("relay count")?);
         if n > MAX_RELAYS {
-            return Err(DecodeError::TooLong { field: "relays", len: n, max: MAX_RELAYS }.into());
+            return Err(DecodeError::TooLong {
+                field: "relays",
+                len: n,
+                max: MAX_RELAYS,
+            }
+            .into());
         }
         let mut relays: Vec<ConsensusRelay> = Vec::with_capacity(n);
         for _ in 0..n {
             let info = RelayInfo::read(&mut r)?;
             let flags = Flags(r.u16("flags")?);
-            if relays.last().is_some_and(|prev| prev.info.identity >= info.identity) {
+            if relays
+                .last()
+                .is_some_and(|prev| prev.info.identity >= info.identity)
+            {
                 return Err(ConsensusError::Unsorted(fingerprint(&info.identity)));
             }
             relays.push(ConsensusRelay { info, flags });
         }
         r.finish()?;
-        Ok(Consensus { valid_after, fresh_until, valid_until, relays })
+        Ok(Consensus {
+            valid_after,
+            fresh_until,
+            valid_until,
+            relays,
+        })
     }
 
     /// The relay with this identity, if listed.
     pub fn relay(&self, id: &IdentityBytes) -> Option<&ConsensusRelay> {
-        self.relays.binary_search_by_key(id, |r| r.info.identity).ok().map(|i| &self.relays[i])
+        self.relays
+            .binary_search_by_key(id, |r| r.info.identity)
+            .ok()
+            .map(|i| &self.relays[i])
     }
 }
 
@@ -216,14 +242,21 @@ impl SignedConsensus {
     pub fn new(mut consensus: Consensus) -> Self {
         consensus.relays.sort_by_key(|r| r.info.identity);
         let body = consensus.encode_body();
-        SignedConsensus { consensus, body, signatures: Vec::new() }
+        SignedConsensus {
+            consensus,
+            body,
+            signatures: Vec::new(),
+        }
     }
 
     /// Adds a signature by `key`.
     pub fn add_signature(&mut self, key: &SigningKey) {
         let mut msg = SIGNATURE_CONTEXT.to_vec();
         msg.extend_from_slice(&self.body);
-        self.signatures.push(AuthoritySignature { authority: key.verifying_key().to_bytes(), signature: key.sign(&msg).to_bytes() });
+        self.signatures.push(AuthoritySignature {
+            authority: key.verifying_key().to_bytes(),
+            signature: key.sign(&msg).to_bytes(),
+        });
     }
 
     /// The wire form.
@@ -250,23 +283,47 @@ impl SignedConsensus {
         let consensus = Consensus::decode_body(&body)?;
         let n = usize::from(r.u8("signature count")?);
         if n > MAX_SIGNATURES {
-            return Err(DecodeError::TooLong { field: "signatures", len: n, max: MAX_SIGNATURES }.into());
+            return Err(DecodeError::TooLong {
+                field: "signatures",
+                len: n,
+                max: MAX_SIGNATURES,
+            }
+            .into());
         }
         let signatures = (0..n)
-            .map(|_| Ok(AuthoritySignature { authority: r.array("authority")?, signature: r.array("signature")? }))
+            .map(|_| {
+                Ok(AuthoritySignature {
+                    authority: r.array("authority")?,
+                    signature: r.array("signature")?,
+                })
+            })
             .collect::<Result<_, DecodeError>>()?;
         r.finish()?;
-        Ok(SignedConsensus { consensus, body, signatures })
+        Ok(SignedConsensus {
+            consensus,
+            body,
+            signatures,
+        })
     }
 
     /// Accepts the consensus at time `now` if more than half of `trusted` signed it validly.
-    pub fn verify(&self, trusted: &[IdentityBytes], now: u64) -> Result<&Consensus, ConsensusError> {
+    pub fn verify(
+        &self,
+        trusted: &[IdentityBytes],
+        now: u64,
+    ) -> Result<&Consensus, ConsensusError> {
         let c = &self.consensus;
         if now + CLOCK_SKEW < c.valid_after {
-            return Err(ConsensusError::NotYetValid { valid_after: c.valid_after, now });
+            return Err(ConsensusError::NotYetValid {
+                valid_after: c.valid_after,
+                now,
+            });
         }
         if now > c.valid_until {
-            return Err(ConsensusError::Expired { valid_until: c.valid_until, now });
+            return Err(ConsensusError::Expired {
+                valid_until: c.valid_until,
+                now,
+            });
         }
         let mut msg = SIGNATURE_CONTEXT.to_vec();
         msg.extend_from_slice(&self.body);
@@ -284,7 +341,13 @@ impl SignedConsensus {
         }
         let needed = trusted.len() / 2 + 1;
         if seen.len() < needed {
-            return Err(ConsensusError::NotEnoughSignatures { valid: seen.len(), needed, unknown, bad, duplicate });
+            return Err(ConsensusError::NotEnoughSignatures {
+                valid: seen.len(),
+                needed,
+                unknown,
+                bad,
+                duplicate,
+            });
         }
         Ok(c)
     }
@@ -301,10 +364,18 @@ mod tests {
         let relays = (0..n)
             .map(|i| {
                 let k = fresh_signing_key();
-                ConsensusRelay { info: sample(&k, 9000 + i as u16).info, flags: Flags(i as u16 & 0x7f) }
+                ConsensusRelay {
+                    info: sample(&k, 9000 + i as u16).info,
+                    flags: Flags(i as u16 & 0x7f),
+                }
             })
             .collect();
-        Consensus { valid_after: 1000, fresh_until: 2000, valid_until: 4000, relays }
+        Consensus {
+            valid_after: 1000,
+            fresh_until: 2000,
+            valid_until: 4000,
+            relays,
+        }
     }
 
     #[test]
@@ -314,13 +385,26 @@ mod tests {
         let mut sc = SignedConsensus::new(consensus(5));
         sc.add_signature(&auths[0]);
         let decoded = SignedConsensus::decode(&sc.encode()).unwrap();
-        assert!(matches!(decoded.verify(&trusted, 1500), Err(ConsensusError::NotEnoughSignatures { valid: 1, needed: 2, .. })));
+        assert!(matches!(
+            decoded.verify(&trusted, 1500),
+            Err(ConsensusError::NotEnoughSignatures {
+                valid: 1,
+                needed: 2,
+                ..
+            })
+        ));
         // The same authority twice is still one.
         sc.add_signature(&auths[0]);
-        assert!(matches!(sc.verify(&trusted, 1500), Err(ConsensusError::NotEnoughSignatures { duplicate: 1, .. })));
+        assert!(matches!(
+            sc.verify(&trusted, 1500),
+            Err(ConsensusError::NotEnoughSignatures { duplicate: 1, .. })
+        ));
         // An unknown key does not count.
         sc.add_signature(&fresh_signing_key());
-        assert!(matches!(sc.verify(&trusted, 1500), Err(ConsensusError::NotEnoughSignatures { unknown: 1, .. })));
+        assert!(matches!(
+            sc.verify(&trusted, 1500),
+            Err(ConsensusError::NotEnoughSignatures { unknown: 1, .. })
+        ));
         sc.add_signature(&auths[2]);
         let decoded = SignedConsensus::decode(&sc.encode()).unwrap();
         assert_eq!(decoded.verify(&trusted, 1500).unwrap(), &sc.consensus);
@@ -338,14 +422,16 @@ mod tests {
         sc.add_signature(&auth);
         let mut wire = sc.encode();
         wire[30] ^= 1;
-        match SignedConsensus::decode(&wire) {
-            Ok(c) => assert!(c.verify(&trusted, 1500).is_err()),
-            Err(_) => {}
+        if let Ok(c) = SignedConsensus::decode(&wire) {
+            assert!(c.verify(&trusted, 1500).is_err())
         }
         // A signature copied onto another consensus.
         let mut other = SignedConsensus::new(consensus(3));
         other.signatures = sc.signatures.clone();
-        assert!(matches!(other.verify(&trusted, 1500), Err(ConsensusError::NotEnoughSignatures { bad: 1, .. })));
+        assert!(matches!(
+            other.verify(&trusted, 1500),
+            Err(ConsensusError::NotEnoughSignatures { bad: 1, .. })
+        ));
     }
 
     #[test]
@@ -354,8 +440,14 @@ mod tests {
         let trusted = [auth.verifying_key().to_bytes()];
         let mut sc = SignedConsensus::new(consensus(1));
         sc.add_signature(&auth);
-        assert!(matches!(sc.verify(&trusted, 10), Err(ConsensusError::NotYetValid { .. })));
-        assert!(matches!(sc.verify(&trusted, 5000), Err(ConsensusError::Expired { .. })));
+        assert!(matches!(
+            sc.verify(&trusted, 10),
+            Err(ConsensusError::NotYetValid { .. })
+        ));
+        assert!(matches!(
+            sc.verify(&trusted, 5000),
+            Err(ConsensusError::Expired { .. })
+        ));
         assert!(sc.verify(&trusted, 4000).is_ok());
     }
 
@@ -366,7 +458,12 @@ mod tests {
         reversed.relays.reverse();
         assert_eq!(c.encode_body(), reversed.encode_body());
         let sc = SignedConsensus::new(c);
-        assert!(sc.consensus.relays.windows(2).all(|w| w[0].info.identity < w[1].info.identity));
+        assert!(
+            sc.consensus
+                .relays
+                .windows(2)
+                .all(|w| w[0].info.identity < w[1].info.identity)
+        );
         let id = sc.consensus.relays[3].info.identity;
         assert_eq!(sc.consensus.relay(&id).unwrap().info.identity, id);
     }

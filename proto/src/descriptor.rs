@@ -68,7 +68,10 @@ impl RelayInfo {
     pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let nickname = r.string_u8(19, "nickname")?;
         if !valid_nickname(&nickname) {
-            return Err(DecodeError::invalid("nickname", "must be 1-19 letters and digits"));
+            return Err(DecodeError::invalid(
+                "nickname",
+                "must be 1-19 letters and digits",
+            ));
         }
         let identity = r.array("identity")?;
         let onion_key = r.array("onion key")?;
@@ -76,12 +79,18 @@ impl RelayInfo {
         let bandwidth = r.u64("bandwidth")?;
         let n_rules = usize::from(r.u16("policy length")?);
         if n_rules > MAX_POLICY_RULES {
-            return Err(DecodeError::TooLong { field: "exit policy", len: n_rules, max: MAX_POLICY_RULES });
+            return Err(DecodeError::TooLong {
+                field: "exit policy",
+                len: n_rules,
+                max: MAX_POLICY_RULES,
+            });
         }
         let mut rules = Vec::with_capacity(n_rules);
         for _ in 0..n_rules {
             let text = r.string_u8(80, "policy rule")?;
-            let rule = text.parse::<PolicyRule>().map_err(|_| DecodeError::invalid("policy rule", "unparseable"))?;
+            let rule = text
+                .parse::<PolicyRule>()
+                .map_err(|_| DecodeError::invalid("policy rule", "unparseable"))?;
             // One rule, one spelling: documents have exactly one encoding.
             if rule.to_string() != text {
                 return Err(DecodeError::invalid("policy rule", "not in canonical form"));
@@ -90,10 +99,24 @@ impl RelayInfo {
         }
         let n_family = usize::from(r.u8("family length")?);
         if n_family > MAX_FAMILY {
-            return Err(DecodeError::TooLong { field: "family", len: n_family, max: MAX_FAMILY });
+            return Err(DecodeError::TooLong {
+                field: "family",
+                len: n_family,
+                max: MAX_FAMILY,
+            });
         }
-        let family = (0..n_family).map(|_| r.array("family member")).collect::<Result<_, _>>()?;
-        Ok(RelayInfo { nickname, identity, onion_key, or_addr, bandwidth, exit_policy: ExitPolicy { rules }, family })
+        let family = (0..n_family)
+            .map(|_| r.array("family member"))
+            .collect::<Result<_, _>>()?;
+        Ok(RelayInfo {
+            nickname,
+            identity,
+            onion_key,
+            or_addr,
+            bandwidth,
+            exit_policy: ExitPolicy { rules },
+            family,
+        })
     }
 
     /// Declared family in either direction (Tor requires both; either is enough to avoid).
@@ -160,7 +183,10 @@ impl RelayDescriptor {
         let mut msg = SIGNATURE_CONTEXT.to_vec();
         msg.extend_from_slice(&raw);
         raw.extend_from_slice(&key.sign(&msg).to_bytes());
-        Ok(SignedDescriptor { descriptor: self.clone(), raw })
+        Ok(SignedDescriptor {
+            descriptor: self.clone(),
+            raw,
+        })
     }
 }
 
@@ -196,7 +222,14 @@ impl SignedDescriptor {
         let mut s = [0u8; 64];
         s.copy_from_slice(sig);
         verify(&info.identity, &msg, &s)?;
-        Ok(SignedDescriptor { descriptor: RelayDescriptor { info, published, contact }, raw: bytes.to_vec() })
+        Ok(SignedDescriptor {
+            descriptor: RelayDescriptor {
+                info,
+                published,
+                contact,
+            },
+            raw: bytes.to_vec(),
+        })
     }
 
     /// Checks the publication time against `now`: no older than `max_age`, no more than
@@ -217,7 +250,7 @@ impl SignedDescriptor {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::keys::{fresh_signing_key, fresh_x25519, OnionPublicKey};
+    use crate::keys::{OnionPublicKey, fresh_signing_key, fresh_x25519};
     use proptest::prelude::*;
 
     pub(crate) fn sample(key: &SigningKey, port: u16) -> RelayDescriptor {
@@ -252,24 +285,39 @@ pub(crate) mod tests {
         let mut raw = sample(&key, 1).sign(&key).unwrap().raw;
         // Change the onion key (bytes 40..72 for nickname "relay1"): the signature fails.
         raw[50] ^= 1;
-        assert!(matches!(SignedDescriptor::decode(&raw), Err(DescriptorError::Signature(KeyError::BadSignature))));
+        assert!(matches!(
+            SignedDescriptor::decode(&raw),
+            Err(DescriptorError::Signature(KeyError::BadSignature))
+        ));
         // Swap in another relay's identity and its own signature: still refused.
         let mut other_desc = sample(&key, 1);
         other_desc.info.identity = other.verifying_key().to_bytes();
         let mut forged = other_desc.sign(&other).unwrap().raw;
         let sig_start = forged.len() - 64;
         forged[sig_start..].copy_from_slice(&sample(&key, 1).sign(&key).unwrap().raw[sig_start..]);
-        assert!(matches!(SignedDescriptor::decode(&forged), Err(DescriptorError::Signature(_))));
+        assert!(matches!(
+            SignedDescriptor::decode(&forged),
+            Err(DescriptorError::Signature(_))
+        ));
     }
 
     #[test]
     fn oversized_and_stale_descriptors_are_refused() {
-        assert_eq!(SignedDescriptor::decode(&vec![0u8; MAX_DESCRIPTOR_LEN + 1]), Err(DescriptorError::TooLarge(MAX_DESCRIPTOR_LEN + 1)));
+        assert_eq!(
+            SignedDescriptor::decode(&vec![0u8; MAX_DESCRIPTOR_LEN + 1]),
+            Err(DescriptorError::TooLarge(MAX_DESCRIPTOR_LEN + 1))
+        );
         let key = fresh_signing_key();
         let d = sample(&key, 1).sign(&key).unwrap();
         assert!(d.check_time(1_700_000_000 + 100, 3600, 300).is_ok());
-        assert!(matches!(d.check_time(1_700_000_000 + 7200, 3600, 300), Err(DescriptorError::Stale { .. })));
-        assert!(matches!(d.check_time(1_700_000_000 - 7200, 3600, 300), Err(DescriptorError::FromFuture(_))));
+        assert!(matches!(
+            d.check_time(1_700_000_000 + 7200, 3600, 300),
+            Err(DescriptorError::Stale { .. })
+        ));
+        assert!(matches!(
+            d.check_time(1_700_000_000 - 7200, 3600, 300),
+            Err(DescriptorError::FromFuture(_))
+        ));
     }
 
     proptest! {

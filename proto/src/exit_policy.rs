@@ -56,12 +56,20 @@ const PRIVATE_V6: [(Ipv6Addr, u8); 4] = [
 ];
 
 fn v4_in(a: Ipv4Addr, net: Ipv4Addr, bits: u8) -> bool {
-    let mask = if bits == 0 { 0 } else { u32::MAX << (32 - u32::from(bits)) };
+    let mask = if bits == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(bits))
+    };
     u32::from(a) & mask == u32::from(net) & mask
 }
 
 fn v6_in(a: Ipv6Addr, net: Ipv6Addr, bits: u8) -> bool {
-    let mask = if bits == 0 { 0 } else { u128::MAX << (128 - u32::from(bits)) };
+    let mask = if bits == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(bits))
+    };
     u128::from(a) & mask == u128::from(net) & mask
 }
 
@@ -82,8 +90,12 @@ impl AddrPattern {
         match *self {
             AddrPattern::Any => false,
             AddrPattern::Private => true,
-            AddrPattern::V4(n, b) => PRIVATE_V4.iter().any(|(pn, pb)| b >= *pb && v4_in(n, *pn, *pb)),
-            AddrPattern::V6(n, b) => PRIVATE_V6.iter().any(|(pn, pb)| b >= *pb && v6_in(n, *pn, *pb)),
+            AddrPattern::V4(n, b) => PRIVATE_V4
+                .iter()
+                .any(|(pn, pb)| b >= *pb && v4_in(n, *pn, *pb)),
+            AddrPattern::V6(n, b) => PRIVATE_V6
+                .iter()
+                .any(|(pn, pb)| b >= *pb && v6_in(n, *pn, *pb)),
         }
     }
 
@@ -125,9 +137,14 @@ impl FromStr for PolicyRule {
     type Err = PolicyError;
 
     fn from_str(s: &str) -> Result<Self, PolicyError> {
-        let err = |reason| PolicyError { rule: s.to_owned(), reason };
+        let err = |reason| PolicyError {
+            rule: s.to_owned(),
+            reason,
+        };
         let s_trim = s.trim();
-        let (action, rest) = s_trim.split_once(char::is_whitespace).ok_or_else(|| err("expected `accept|reject ADDR:PORT`"))?;
+        let (action, rest) = s_trim
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| err("expected `accept|reject ADDR:PORT`"))?;
         let action = match action {
             "accept" => Action::Accept,
             "reject" => Action::Reject,
@@ -135,11 +152,15 @@ impl FromStr for PolicyRule {
         };
         let rest = rest.trim();
         let (addr, ports) = rest.rsplit_once(':').ok_or_else(|| err("missing :PORT"))?;
-        let addr = parse_addr(addr).ok_or_else(|| err("address must be *, private, A.B.C.D[/N] or [IPv6][/N]"))?;
+        let addr = parse_addr(addr)
+            .ok_or_else(|| err("address must be *, private, A.B.C.D[/N] or [IPv6][/N]"))?;
         let (port_lo, port_hi) = if ports == "*" {
             (1, 65535)
         } else if let Some((lo, hi)) = ports.split_once('-') {
-            (lo.parse().map_err(|_| err("bad port"))?, hi.parse().map_err(|_| err("bad port"))?)
+            (
+                lo.parse().map_err(|_| err("bad port"))?,
+                hi.parse().map_err(|_| err("bad port"))?,
+            )
         } else {
             let p = ports.parse().map_err(|_| err("bad port"))?;
             (p, p)
@@ -147,7 +168,12 @@ impl FromStr for PolicyRule {
         if port_lo == 0 || port_lo > port_hi {
             return Err(err("port range must be 1..=65535 and ascending"));
         }
-        Ok(PolicyRule { action, addr, port_lo, port_hi })
+        Ok(PolicyRule {
+            action,
+            addr,
+            port_lo,
+            port_hi,
+        })
     }
 }
 
@@ -218,7 +244,11 @@ impl ExitPolicy {
 
     /// Parses rules, one per item.
     pub fn parse_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> Result<Self, PolicyError> {
-        let rules = lines.into_iter().filter(|l| !l.trim().is_empty()).map(str::parse).collect::<Result<_, _>>()?;
+        let rules = lines
+            .into_iter()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::parse)
+            .collect::<Result<_, _>>()?;
         Ok(ExitPolicy { rules })
     }
 
@@ -259,7 +289,16 @@ mod tests {
     #[test]
     fn default_policy_refuses_private_and_accepts_public() {
         let p = ExitPolicy::default_exit();
-        for ip in ["127.0.0.1", "10.1.2.3", "192.168.1.1", "169.254.0.5", "::1", "fe80::1", "::ffff:127.0.0.1", "fd00::1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.1.1",
+            "169.254.0.5",
+            "::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "fd00::1",
+        ] {
             assert!(!p.allows(ip.parse().unwrap(), 80), "{ip}");
         }
         for ip in ["93.184.216.34", "2606:2800:220:1::1"] {
@@ -270,7 +309,13 @@ mod tests {
 
     #[test]
     fn testbed_opt_in_and_ports() {
-        let p = ExitPolicy::parse_lines(["accept 127.0.0.0/8:*", "reject private:*", "reject *:25", "accept *:80-443"]).unwrap();
+        let p = ExitPolicy::parse_lines([
+            "accept 127.0.0.0/8:*",
+            "reject private:*",
+            "reject *:25",
+            "accept *:80-443",
+        ])
+        .unwrap();
         assert!(p.allows("127.0.3.1".parse().unwrap(), 9));
         assert!(!p.allows("8.8.8.8".parse().unwrap(), 25));
         assert!(p.allows("8.8.8.8".parse().unwrap(), 100));
@@ -282,7 +327,14 @@ mod tests {
 
     #[test]
     fn bad_rules_say_why() {
-        for bad in ["allow *:80", "accept *", "accept 1.2.3.4/33:80", "accept *:0", "accept *:90-80", "accept [::1:80"] {
+        for bad in [
+            "allow *:80",
+            "accept *",
+            "accept 1.2.3.4/33:80",
+            "accept *:0",
+            "accept *:90-80",
+            "accept [::1:80",
+        ] {
             assert!(bad.parse::<PolicyRule>().is_err(), "{bad}");
         }
         assert!("accept [::1]/128:80".parse::<PolicyRule>().is_ok());

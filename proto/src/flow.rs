@@ -44,12 +44,20 @@ pub struct PackageWindow {
 impl PackageWindow {
     /// A circuit-level window (1000, +100).
     pub fn circuit() -> Self {
-        PackageWindow { window: CIRCUIT_WINDOW_START, start: CIRCUIT_WINDOW_START, increment: CIRCUIT_WINDOW_INCREMENT }
+        PackageWindow {
+            window: CIRCUIT_WINDOW_START,
+            start: CIRCUIT_WINDOW_START,
+            increment: CIRCUIT_WINDOW_INCREMENT,
+        }
     }
 
     /// A stream-level window (500, +50).
     pub fn stream() -> Self {
-        PackageWindow { window: STREAM_WINDOW_START, start: STREAM_WINDOW_START, increment: STREAM_WINDOW_INCREMENT }
+        PackageWindow {
+            window: STREAM_WINDOW_START,
+            start: STREAM_WINDOW_START,
+            increment: STREAM_WINDOW_INCREMENT,
+        }
     }
 
     /// Cells that may still be sent.
@@ -84,12 +92,20 @@ pub struct DeliverWindow {
 impl DeliverWindow {
     /// A circuit-level window (1000, +100).
     pub fn circuit() -> Self {
-        DeliverWindow { window: CIRCUIT_WINDOW_START, start: CIRCUIT_WINDOW_START, increment: CIRCUIT_WINDOW_INCREMENT }
+        DeliverWindow {
+            window: CIRCUIT_WINDOW_START,
+            start: CIRCUIT_WINDOW_START,
+            increment: CIRCUIT_WINDOW_INCREMENT,
+        }
     }
 
     /// A stream-level window (500, +50).
     pub fn stream() -> Self {
-        DeliverWindow { window: STREAM_WINDOW_START, start: STREAM_WINDOW_START, increment: STREAM_WINDOW_INCREMENT }
+        DeliverWindow {
+            window: STREAM_WINDOW_START,
+            start: STREAM_WINDOW_START,
+            increment: STREAM_WINDOW_INCREMENT,
+        }
     }
 
     /// Accounts for one DATA cell received.

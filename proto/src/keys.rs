@@ -72,9 +72,14 @@ pub enum KeyError {
 }
 
 /// Verifies an Ed25519 signature strictly (no malleable or small-order keys).
-pub fn verify(identity: &IdentityBytes, message: &[u8], signature: &[u8; 64]) -> Result<(), KeyError> {
+pub fn verify(
+    identity: &IdentityBytes,
+    message: &[u8],
+    signature: &[u8; 64],
+) -> Result<(), KeyError> {
     let key = VerifyingKey::from_bytes(identity).map_err(|_| KeyError::BadPublicKey)?;
-    key.verify_strict(message, &Signature::from_bytes(signature)).map_err(|_| KeyError::BadSignature)
+    key.verify_strict(message, &Signature::from_bytes(signature))
+        .map_err(|_| KeyError::BadSignature)
 }
 
 /// Label for the TLS exporter whose value the responder signs.
@@ -100,9 +105,17 @@ pub fn link_auth_cell(key: &SigningKey, exporter: &[u8; 32]) -> Cell {
 
 /// Checks a LINK_AUTH cell against this session's exporter value and, if given, the identity
 /// the initiator expected. Returns the proven identity.
-pub fn check_link_auth(cell: &Cell, exporter: &[u8; 32], expected: Option<&IdentityBytes>) -> Result<IdentityBytes, KeyError> {
+pub fn check_link_auth(
+    cell: &Cell,
+    exporter: &[u8; 32],
+    expected: Option<&IdentityBytes>,
+) -> Result<IdentityBytes, KeyError> {
     if cell.command != CellCommand::LinkAuth || cell.circ_id != 0 {
-        return Err(DecodeError::invalid("link authentication", "first cell is not LINK_AUTH on circuit 0").into());
+        return Err(DecodeError::invalid(
+            "link authentication",
+            "first cell is not LINK_AUTH on circuit 0",
+        )
+        .into());
     }
     let mut r = Reader::new(&cell.payload);
     if r.u8("version")? != LINK_AUTH_VERSION {
@@ -110,10 +123,13 @@ pub fn check_link_auth(cell: &Cell, exporter: &[u8; 32], expected: Option<&Ident
     }
     let id: IdentityBytes = r.array("identity")?;
     let sig: [u8; 64] = r.array("signature")?;
-    if let Some(expected) = expected {
-        if expected != &id {
-            return Err(KeyError::WrongIdentity { expected: fingerprint(expected), got: fingerprint(&id) });
-        }
+    if let Some(expected) = expected
+        && expected != &id
+    {
+        return Err(KeyError::WrongIdentity {
+            expected: fingerprint(expected),
+            got: fingerprint(&id),
+        });
     }
     verify(&id, &link_auth_message(exporter), &sig)?;
     Ok(id)
@@ -132,9 +148,15 @@ mod tests {
         assert_eq!(check_link_auth(&cell, &exporter, Some(&id)), Ok(id));
         assert_eq!(check_link_auth(&cell, &exporter, None), Ok(id));
         // Another TLS session (a relaying man in the middle) has another exporter value.
-        assert_eq!(check_link_auth(&cell, &[4u8; 32], Some(&id)), Err(KeyError::BadSignature));
+        assert_eq!(
+            check_link_auth(&cell, &[4u8; 32], Some(&id)),
+            Err(KeyError::BadSignature)
+        );
         let other = fresh_signing_key().verifying_key().to_bytes();
-        assert!(matches!(check_link_auth(&cell, &exporter, Some(&other)), Err(KeyError::WrongIdentity { .. })));
+        assert!(matches!(
+            check_link_auth(&cell, &exporter, Some(&other)),
+            Err(KeyError::WrongIdentity { .. })
+        ));
     }
 
     #[test]

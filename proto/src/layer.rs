@@ -77,7 +77,12 @@ impl DirectionKeys {
         lk.copy_from_slice(layer_key);
         let mut ak = Zeroizing::new([0u8; 32]);
         ak.copy_from_slice(aead_key);
-        DirectionKeys { aead: ChaCha20Poly1305::new(&(*ak).into()), layer_key: lk, seal_counter: 0, layer_counter: 0 }
+        DirectionKeys {
+            aead: ChaCha20Poly1305::new(&(*ak).into()),
+            layer_key: lk,
+            seal_counter: 0,
+            layer_counter: 0,
+        }
     }
 
     fn seal(&mut self, body: &Body) -> Payload {
@@ -87,7 +92,10 @@ impl DirectionKeys {
         self.seal_counter += 1;
         // ChaCha20-Poly1305 only fails for messages over 256 GiB.
         #[allow(clippy::expect_used)]
-        let tag = self.aead.encrypt_inout_detached(&n.into(), &[], (&mut out[TAG_LEN..]).into()).expect("493 bytes always seal");
+        let tag = self
+            .aead
+            .encrypt_inout_detached(&n.into(), &[], (&mut out[TAG_LEN..]).into())
+            .expect("493 bytes always seal");
         out[..TAG_LEN].copy_from_slice(&tag);
         out
     }
@@ -97,7 +105,9 @@ impl DirectionKeys {
         body.copy_from_slice(&payload[TAG_LEN..]);
         let tag = Tag::try_from(&payload[..TAG_LEN]).ok()?;
         let n = nonce(self.seal_counter);
-        self.aead.decrypt_inout_detached(&n.into(), &[], (&mut body[..]).into(), &tag).ok()?;
+        self.aead
+            .decrypt_inout_detached(&n.into(), &[], (&mut body[..]).into(), &tag)
+            .ok()?;
         self.seal_counter += 1;
         Some(body)
     }
@@ -114,7 +124,10 @@ impl HopKeys {
     /// forward AEAD, forward layer, backward AEAD, backward layer.
     pub fn from_material(km: &KeyMaterial) -> Self {
         let k = km.expand::<128>();
-        HopKeys { forward: DirectionKeys::new(&k[0..32], &k[32..64]), backward: DirectionKeys::new(&k[64..96], &k[96..128]) }
+        HopKeys {
+            forward: DirectionKeys::new(&k[0..32], &k[32..64]),
+            backward: DirectionKeys::new(&k[64..96], &k[96..128]),
+        }
     }
 }
 
@@ -221,8 +234,15 @@ mod tests {
         for i in 0..n {
             let b = fresh_x25519();
             let id = [i as u8; 32];
-            let (hs, msg) = ClientHandshake::start(NtorParams::ONIONLAB, &id, &PublicKey::from(&b), fresh_x25519()).unwrap();
-            let (reply, skm) = server_respond(NtorParams::ONIONLAB, &id, &b, &msg, fresh_x25519()).unwrap();
+            let (hs, msg) = ClientHandshake::start(
+                NtorParams::ONIONLAB,
+                &id,
+                &PublicKey::from(&b),
+                fresh_x25519(),
+            )
+            .unwrap();
+            let (reply, skm) =
+                server_respond(NtorParams::ONIONLAB, &id, &b, &msg, fresh_x25519()).unwrap();
             client.push(HopKeys::from_material(&hs.finish(&reply).unwrap()));
             relays.push(RelayHop::new(HopKeys::from_material(&skm)));
         }
@@ -258,8 +278,13 @@ mod tests {
         let (mut client, mut relays) = circuit(3);
         for round in 0..5u8 {
             for target in 0..3 {
-                let p = client.seal_for(target, &body(round + target as u8)).unwrap();
-                assert_eq!(forward(&mut relays, p), Some((target, body(round + target as u8))));
+                let p = client
+                    .seal_for(target, &body(round + target as u8))
+                    .unwrap();
+                assert_eq!(
+                    forward(&mut relays, p),
+                    Some((target, body(round + target as u8)))
+                );
                 let back = backward(&mut relays, target, &body(100 + round));
                 let (hop, b) = client.open(back).unwrap();
                 assert_eq!((hop, *b), (target, body(100 + round)));

@@ -36,9 +36,15 @@ pub struct NtorParams {
 
 impl NtorParams {
     /// Tor's ntor v1: 20-byte RSA identity digests.
-    pub const TOR_V1: NtorParams = NtorParams { protoid: "ntor-curve25519-sha256-1", id_len: 20 };
+    pub const TOR_V1: NtorParams = NtorParams {
+        protoid: "ntor-curve25519-sha256-1",
+        id_len: 20,
+    };
     /// onionlab's instance: 32-byte Ed25519 identities.
-    pub const ONIONLAB: NtorParams = NtorParams { protoid: "onionlab-ntor-x25519-ed25519-sha256-1", id_len: 32 };
+    pub const ONIONLAB: NtorParams = NtorParams {
+        protoid: "onionlab-ntor-x25519-ed25519-sha256-1",
+        id_len: 32,
+    };
 
     fn tweak(&self, suffix: &str) -> Vec<u8> {
         let mut t = self.protoid.as_bytes().to_vec();
@@ -85,14 +91,17 @@ impl KeyMaterial {
         let mut out = Zeroizing::new([0u8; N]);
         // Only fails for N > 255 * 32, a compile-time constant in every caller.
         #[allow(clippy::expect_used)]
-        self.hkdf.expand(&self.info, &mut out[..]).expect("HKDF output length within 255 blocks");
+        self.hkdf
+            .expand(&self.info, &mut out[..])
+            .expect("HKDF output length within 255 blocks");
         out
     }
 }
 
 fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     #[allow(clippy::expect_used)]
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     for p in parts {
         mac.update(p);
     }
@@ -105,16 +114,33 @@ struct Derived {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn derive(p: &NtorParams, xy: &[u8; 32], xb: &[u8; 32], id: &[u8], b: &[u8; 32], x: &[u8; 32], y: &[u8; 32]) -> Derived {
+fn derive(
+    p: &NtorParams,
+    xy: &[u8; 32],
+    xb: &[u8; 32],
+    id: &[u8],
+    b: &[u8; 32],
+    x: &[u8; 32],
+    y: &[u8; 32],
+) -> Derived {
     let mut secret_input = Zeroizing::new(Vec::with_capacity(64 + id.len() + 96 + p.protoid.len()));
     for part in [&xy[..], xb, id, b, x, y, p.protoid.as_bytes()] {
         secret_input.extend_from_slice(part);
     }
     let t_key = p.tweak(":key_extract");
     let verify = hmac(&p.tweak(":verify"), &[&secret_input]);
-    let auth = hmac(&p.tweak(":mac"), &[&verify, id, b, y, x, p.protoid.as_bytes(), b"Server"]);
+    let auth = hmac(
+        &p.tweak(":mac"),
+        &[&verify, id, b, y, x, p.protoid.as_bytes(), b"Server"],
+    );
     let hkdf = Hkdf::<Sha256>::new(Some(&t_key), &secret_input);
-    Derived { keys: KeyMaterial { hkdf, info: p.tweak(":key_expand") }, auth }
+    Derived {
+        keys: KeyMaterial {
+            hkdf,
+            info: p.tweak(":key_expand"),
+        },
+        auth,
+    }
 }
 
 /// What the client keeps between sending its message and reading the reply.
@@ -128,7 +154,12 @@ pub struct ClientHandshake {
 impl ClientHandshake {
     /// Starts a handshake with relay `id`/`b`, using the ephemeral secret `x` (fresh from
     /// [`crate::keys::fresh_x25519`] except in tests). Returns the state and `ID | B | X`.
-    pub fn start(params: NtorParams, id: &[u8], b: &PublicKey, x: StaticSecret) -> Result<(Self, Vec<u8>), NtorError> {
+    pub fn start(
+        params: NtorParams,
+        id: &[u8],
+        b: &PublicKey,
+        x: StaticSecret,
+    ) -> Result<(Self, Vec<u8>), NtorError> {
         if id.len() != params.id_len {
             return Err(NtorError::BadLength);
         }
@@ -136,7 +167,15 @@ impl ClientHandshake {
         msg.extend_from_slice(id);
         msg.extend_from_slice(b.as_bytes());
         msg.extend_from_slice(PublicKey::from(&x).as_bytes());
-        Ok((ClientHandshake { params, id: id.to_vec(), b: *b, x }, msg))
+        Ok((
+            ClientHandshake {
+                params,
+                id: id.to_vec(),
+                b: *b,
+                x,
+            },
+            msg,
+        ))
     }
 
     /// Checks the relay's `Y | AUTH` and returns the shared key material.
@@ -153,7 +192,15 @@ impl ClientHandshake {
             return Err(NtorError::NotContributory);
         }
         let x_pub = PublicKey::from(&self.x);
-        let d = derive(&self.params, xy.as_bytes(), xb.as_bytes(), &self.id, self.b.as_bytes(), x_pub.as_bytes(), &y);
+        let d = derive(
+            &self.params,
+            xy.as_bytes(),
+            xb.as_bytes(),
+            &self.id,
+            self.b.as_bytes(),
+            x_pub.as_bytes(),
+            &y,
+        );
         if !ct_eq(&d.auth, &reply[32..]) {
             return Err(NtorError::BadAuth);
         }
@@ -187,7 +234,15 @@ pub fn server_respond(
         return Err(NtorError::NotContributory);
     }
     let y_pub = PublicKey::from(&y);
-    let d = derive(&params, xy.as_bytes(), xb.as_bytes(), id, b_pub.as_bytes(), &x, y_pub.as_bytes());
+    let d = derive(
+        &params,
+        xy.as_bytes(),
+        xb.as_bytes(),
+        id,
+        b_pub.as_bytes(),
+        &x,
+        y_pub.as_bytes(),
+    );
     let mut reply = Vec::with_capacity(SERVER_MESSAGE_LEN);
     reply.extend_from_slice(y_pub.as_bytes());
     reply.extend_from_slice(&d.auth);
@@ -230,9 +285,18 @@ mod tests {
         let b = secret(&v["b_secret"]);
         let b_pub = PublicKey::from(&b);
         assert_eq!(b_pub.as_bytes()[..], v["B_public"][..]);
-        let (client, msg) = ClientHandshake::start(NtorParams::TOR_V1, &v["ID"], &b_pub, secret(&v["x_secret"])).unwrap();
+        let (client, msg) =
+            ClientHandshake::start(NtorParams::TOR_V1, &v["ID"], &b_pub, secret(&v["x_secret"]))
+                .unwrap();
         assert_eq!(msg, v["client_message"]);
-        let (reply, server_keys) = server_respond(NtorParams::TOR_V1, &v["ID"], &b, &msg, secret(&v["y_secret"])).unwrap();
+        let (reply, server_keys) = server_respond(
+            NtorParams::TOR_V1,
+            &v["ID"],
+            &b,
+            &msg,
+            secret(&v["y_secret"]),
+        )
+        .unwrap();
         assert_eq!(reply, v["server_message"]);
         let client_keys = client.finish(&reply).unwrap();
         assert_eq!(client_keys.expand::<72>()[..], v["keys_72"][..]);
@@ -244,16 +308,62 @@ mod tests {
         let b = crate::keys::fresh_x25519();
         let b_pub = PublicKey::from(&b);
         let id = [7u8; 32];
-        let (client, msg) = ClientHandshake::start(NtorParams::ONIONLAB, &id, &b_pub, crate::keys::fresh_x25519()).unwrap();
-        let (mut reply, server_keys) = server_respond(NtorParams::ONIONLAB, &id, &b, &msg, crate::keys::fresh_x25519()).unwrap();
-        let (client2, msg2) = ClientHandshake::start(NtorParams::ONIONLAB, &id, &b_pub, crate::keys::fresh_x25519()).unwrap();
-        let (reply2, _) = server_respond(NtorParams::ONIONLAB, &id, &b, &msg2, crate::keys::fresh_x25519()).unwrap();
+        let (client, msg) = ClientHandshake::start(
+            NtorParams::ONIONLAB,
+            &id,
+            &b_pub,
+            crate::keys::fresh_x25519(),
+        )
+        .unwrap();
+        let (mut reply, server_keys) = server_respond(
+            NtorParams::ONIONLAB,
+            &id,
+            &b,
+            &msg,
+            crate::keys::fresh_x25519(),
+        )
+        .unwrap();
+        let (client2, msg2) = ClientHandshake::start(
+            NtorParams::ONIONLAB,
+            &id,
+            &b_pub,
+            crate::keys::fresh_x25519(),
+        )
+        .unwrap();
+        let (reply2, _) = server_respond(
+            NtorParams::ONIONLAB,
+            &id,
+            &b,
+            &msg2,
+            crate::keys::fresh_x25519(),
+        )
+        .unwrap();
         assert_eq!(client2.finish(&reply2).unwrap().expand::<32>().len(), 32);
         reply[40] ^= 1;
         assert_eq!(client.finish(&reply).err(), Some(NtorError::BadAuth));
         assert_ne!(server_keys.expand::<32>()[..], [0u8; 32][..]);
-        assert_eq!(server_respond(NtorParams::ONIONLAB, &[8u8; 32], &b, &msg, crate::keys::fresh_x25519()).err(), Some(NtorError::WrongRelay));
-        assert_eq!(server_respond(NtorParams::ONIONLAB, &id, &b, &msg[..50], crate::keys::fresh_x25519()).err(), Some(NtorError::BadLength));
+        assert_eq!(
+            server_respond(
+                NtorParams::ONIONLAB,
+                &[8u8; 32],
+                &b,
+                &msg,
+                crate::keys::fresh_x25519()
+            )
+            .err(),
+            Some(NtorError::WrongRelay)
+        );
+        assert_eq!(
+            server_respond(
+                NtorParams::ONIONLAB,
+                &id,
+                &b,
+                &msg[..50],
+                crate::keys::fresh_x25519()
+            )
+            .err(),
+            Some(NtorError::BadLength)
+        );
     }
 
     #[test]
@@ -263,6 +373,16 @@ mod tests {
         let mut msg = id.to_vec();
         msg.extend_from_slice(PublicKey::from(&b).as_bytes());
         msg.extend_from_slice(&[0u8; 32]);
-        assert_eq!(server_respond(NtorParams::ONIONLAB, &id, &b, &msg, crate::keys::fresh_x25519()).err(), Some(NtorError::NotContributory));
+        assert_eq!(
+            server_respond(
+                NtorParams::ONIONLAB,
+                &id,
+                &b,
+                &msg,
+                crate::keys::fresh_x25519()
+            )
+            .err(),
+            Some(NtorError::NotContributory)
+        );
     }
 }

@@ -24,7 +24,9 @@ pub struct PathRules {
 
 impl Default for PathRules {
     fn default() -> Self {
-        PathRules { enforce_distinct_subnets: true }
+        PathRules {
+            enforce_distinct_subnets: true,
+        }
     }
 }
 
@@ -54,7 +56,8 @@ fn subnet(ip: IpAddr) -> (bool, u32) {
 pub fn compatible(a: &ConsensusRelay, b: &ConsensusRelay, rules: PathRules) -> bool {
     a.info.identity != b.info.identity
         && !a.info.same_family(&b.info)
-        && !(rules.enforce_distinct_subnets && subnet(a.info.or_addr.ip()) == subnet(b.info.or_addr.ip()))
+        && !(rules.enforce_distinct_subnets
+            && subnet(a.info.or_addr.ip()) == subnet(b.info.or_addr.ip()))
 }
 
 /// Does `relay`'s policy let it carry a stream to `target`?
@@ -66,8 +69,14 @@ pub fn exit_allows(relay: &ConsensusRelay, target: &Target) -> bool {
 }
 
 /// Picks one of `candidates` with probability proportional to bandwidth (at least 1 each).
-pub fn weighted_choice<'a>(candidates: &[&'a ConsensusRelay], rng: &mut impl RandomSource) -> Option<&'a ConsensusRelay> {
-    let total: u64 = candidates.iter().map(|r| r.info.bandwidth.max(1)).fold(0u64, u64::saturating_add);
+pub fn weighted_choice<'a>(
+    candidates: &[&'a ConsensusRelay],
+    rng: &mut impl RandomSource,
+) -> Option<&'a ConsensusRelay> {
+    let total: u64 = candidates
+        .iter()
+        .map(|r| r.info.bandwidth.max(1))
+        .fold(0u64, u64::saturating_add);
     if candidates.is_empty() || total == 0 {
         return None;
     }
@@ -83,11 +92,18 @@ pub fn weighted_choice<'a>(candidates: &[&'a ConsensusRelay], rng: &mut impl Ran
 }
 
 /// Chooses a guard among Running, Valid, Guard relays, weighted by bandwidth.
-pub fn choose_guard<'a>(consensus: &'a Consensus, rng: &mut impl RandomSource) -> Result<&'a ConsensusRelay, PathError> {
+pub fn choose_guard<'a>(
+    consensus: &'a Consensus,
+    rng: &mut impl RandomSource,
+) -> Result<&'a ConsensusRelay, PathError> {
     let c: Vec<&ConsensusRelay> = consensus
         .relays
         .iter()
-        .filter(|r| r.flags.contains(Flags::RUNNING) && r.flags.contains(Flags::GUARD) && r.flags.contains(Flags::VALID))
+        .filter(|r| {
+            r.flags.contains(Flags::RUNNING)
+                && r.flags.contains(Flags::GUARD)
+                && r.flags.contains(Flags::VALID)
+        })
         .collect();
     weighted_choice(&c, rng).ok_or(PathError::NoGuard)
 }
@@ -112,7 +128,8 @@ pub fn choose_path(
     rules: PathRules,
     rng: &mut impl RandomSource,
 ) -> Result<Path, PathError> {
-    let usable = |r: &&ConsensusRelay| r.flags.contains(Flags::RUNNING) && r.flags.contains(Flags::VALID);
+    let usable =
+        |r: &&ConsensusRelay| r.flags.contains(Flags::RUNNING) && r.flags.contains(Flags::VALID);
     let exits: Vec<&ConsensusRelay> = consensus
         .relays
         .iter()
@@ -132,7 +149,11 @@ pub fn choose_path(
         .filter(|r| compatible(r, guard, rules) && compatible(r, exit, rules))
         .collect();
     let middle = weighted_choice(&middles, rng).ok_or(PathError::NoMiddle)?;
-    Ok(Path { guard: guard.clone(), middle: middle.clone(), exit: exit.clone() })
+    Ok(Path {
+        guard: guard.clone(),
+        middle: middle.clone(),
+        exit: exit.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -149,7 +170,11 @@ mod tests {
         info.or_addr = addr.parse().unwrap();
         info.bandwidth = bw;
         info.family.clear();
-        info.exit_policy = if exit { ExitPolicy::default_exit() } else { ExitPolicy::reject_all() };
+        info.exit_policy = if exit {
+            ExitPolicy::default_exit()
+        } else {
+            ExitPolicy::reject_all()
+        };
         let mut flags = Flags::RUNNING;
         flags.insert(Flags::VALID);
         flags.insert(Flags::GUARD);
@@ -160,7 +185,10 @@ mod tests {
     }
 
     fn web(port: u16) -> Target {
-        Target { host: TargetHost::Name("example.org".into()), port }
+        Target {
+            host: TargetHost::Name("example.org".into()),
+            port,
+        }
     }
 
     #[test]
@@ -171,10 +199,22 @@ mod tests {
             relay("2.2.0.1:9001", 100, false),
             relay("3.3.0.1:9001", 100, true),
         ];
-        let c = Consensus { valid_after: 0, fresh_until: 1, valid_until: 2, relays };
+        let c = Consensus {
+            valid_after: 0,
+            fresh_until: 1,
+            valid_until: 2,
+            relays,
+        };
         let guard = c.relays[0].clone();
         for _ in 0..50 {
-            let p = choose_path(&c, &guard, Some(&web(80)), PathRules::default(), &mut ThreadRandom).unwrap();
+            let p = choose_path(
+                &c,
+                &guard,
+                Some(&web(80)),
+                PathRules::default(),
+                &mut ThreadRandom,
+            )
+            .unwrap();
             assert_eq!(p.exit.info.or_addr.to_string(), "3.3.0.1:9001");
             assert_eq!(p.middle.info.or_addr.to_string(), "2.2.0.1:9001");
         }
@@ -182,22 +222,88 @@ mod tests {
         let mut c2 = c.clone();
         let exit_id = c2.relays[3].info.identity;
         c2.relays[2].info.family.push(exit_id);
-        assert_eq!(choose_path(&c2, &guard, Some(&web(80)), PathRules::default(), &mut ThreadRandom), Err(PathError::NoMiddle));
+        assert_eq!(
+            choose_path(
+                &c2,
+                &guard,
+                Some(&web(80)),
+                PathRules::default(),
+                &mut ThreadRandom
+            ),
+            Err(PathError::NoMiddle)
+        );
         // Test networks may turn the subnet rule off.
-        let same: Vec<_> = (1..=4).map(|i| relay(&format!("127.0.{i}.1:9001"), 10, true)).collect();
-        let c3 = Consensus { valid_after: 0, fresh_until: 1, valid_until: 2, relays: same };
-        assert!(choose_path(&c3, &c3.relays[0], None, PathRules::default(), &mut ThreadRandom).is_err());
-        assert!(choose_path(&c3, &c3.relays[0], None, PathRules { enforce_distinct_subnets: false }, &mut ThreadRandom).is_ok());
+        let same: Vec<_> = (1..=4)
+            .map(|i| relay(&format!("127.0.{i}.1:9001"), 10, true))
+            .collect();
+        let c3 = Consensus {
+            valid_after: 0,
+            fresh_until: 1,
+            valid_until: 2,
+            relays: same,
+        };
+        assert!(
+            choose_path(
+                &c3,
+                &c3.relays[0],
+                None,
+                PathRules::default(),
+                &mut ThreadRandom
+            )
+            .is_err()
+        );
+        assert!(
+            choose_path(
+                &c3,
+                &c3.relays[0],
+                None,
+                PathRules {
+                    enforce_distinct_subnets: false
+                },
+                &mut ThreadRandom
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn exit_must_allow_the_destination() {
-        let relays = vec![relay("1.1.0.1:9001", 100, false), relay("2.2.0.1:9001", 100, false), relay("3.3.0.1:9001", 100, true)];
-        let c = Consensus { valid_after: 0, fresh_until: 1, valid_until: 2, relays };
+        let relays = vec![
+            relay("1.1.0.1:9001", 100, false),
+            relay("2.2.0.1:9001", 100, false),
+            relay("3.3.0.1:9001", 100, true),
+        ];
+        let c = Consensus {
+            valid_after: 0,
+            fresh_until: 1,
+            valid_until: 2,
+            relays,
+        };
         let g = c.relays[0].clone();
-        let loopback = Target { host: TargetHost::Ip("127.0.0.1".parse().unwrap()), port: 80 };
-        assert_eq!(choose_path(&c, &g, Some(&loopback), PathRules::default(), &mut ThreadRandom), Err(PathError::NoExit));
-        assert!(choose_path(&c, &g, Some(&web(443)), PathRules::default(), &mut ThreadRandom).is_ok());
+        let loopback = Target {
+            host: TargetHost::Ip("127.0.0.1".parse().unwrap()),
+            port: 80,
+        };
+        assert_eq!(
+            choose_path(
+                &c,
+                &g,
+                Some(&loopback),
+                PathRules::default(),
+                &mut ThreadRandom
+            ),
+            Err(PathError::NoExit)
+        );
+        assert!(
+            choose_path(
+                &c,
+                &g,
+                Some(&web(443)),
+                PathRules::default(),
+                &mut ThreadRandom
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -207,7 +313,12 @@ mod tests {
         let (ra, rb) = (&a, &b);
         let mut hits = 0;
         for _ in 0..2000 {
-            if weighted_choice(&[ra, rb], &mut ThreadRandom).unwrap().info.identity == a.info.identity {
+            if weighted_choice(&[ra, rb], &mut ThreadRandom)
+                .unwrap()
+                .info
+                .identity
+                == a.info.identity
+            {
                 hits += 1;
             }
         }

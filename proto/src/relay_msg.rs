@@ -69,10 +69,19 @@ impl TargetHost {
 /// Checks that a hostname is plausible DNS: 1..=255 bytes of letters, digits, `-`, `_`, `.`.
 pub fn validate_hostname(host: &str) -> Result<(), DecodeError> {
     if host.is_empty() || host.len() > MAX_HOSTNAME_LEN {
-        return Err(DecodeError::invalid("hostname", "empty or longer than 255 bytes"));
+        return Err(DecodeError::invalid(
+            "hostname",
+            "empty or longer than 255 bytes",
+        ));
     }
-    if !host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
-        return Err(DecodeError::invalid("hostname", "characters outside [A-Za-z0-9._-]"));
+    if !host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(DecodeError::invalid(
+            "hostname",
+            "characters outside [A-Za-z0-9._-]",
+        ));
     }
     Ok(())
 }
@@ -331,7 +340,11 @@ impl RelayCell {
             RelayMsg::Extended2(c) => c.encode_into(&mut data),
         }
         if data.len() > MAX_DATA_LEN {
-            return Err(DecodeError::TooLong { field: "relay data", len: data.len(), max: MAX_DATA_LEN });
+            return Err(DecodeError::TooLong {
+                field: "relay data",
+                len: data.len(),
+                max: MAX_DATA_LEN,
+            });
         }
         let mut body = [0u8; RELAY_BODY_LEN];
         body[0] = self.msg.command();
@@ -349,7 +362,11 @@ impl RelayCell {
         let stream_id = r.u16("stream id")?;
         let len = usize::from(r.u16("relay length")?);
         if len > MAX_DATA_LEN {
-            return Err(DecodeError::TooLong { field: "relay data", len, max: MAX_DATA_LEN });
+            return Err(DecodeError::TooLong {
+                field: "relay data",
+                len,
+                max: MAX_DATA_LEN,
+            });
         }
         let data = r.take(len, "relay data")?;
         let mut r = Reader::new(data);
@@ -359,16 +376,32 @@ impl RelayCell {
                     .iter()
                     .position(|&b| b == 0)
                     .ok_or(DecodeError::invalid("BEGIN", "no NUL after host:port"))?;
-                let text = std::str::from_utf8(&data[..nul]).map_err(|_| DecodeError::invalid("BEGIN", "not UTF-8"))?;
-                let (host, port) = text.rsplit_once(':').ok_or(DecodeError::invalid("BEGIN", "no port"))?;
-                let port: u16 = port.parse().map_err(|_| DecodeError::invalid("BEGIN", "bad port"))?;
+                let text = std::str::from_utf8(&data[..nul])
+                    .map_err(|_| DecodeError::invalid("BEGIN", "not UTF-8"))?;
+                let (host, port) = text
+                    .rsplit_once(':')
+                    .ok_or(DecodeError::invalid("BEGIN", "no port"))?;
+                let port: u16 = port
+                    .parse()
+                    .map_err(|_| DecodeError::invalid("BEGIN", "bad port"))?;
                 let host = TargetHost::parse(host)?;
                 r.take(nul + 1, "BEGIN")?;
-                let flags = if r.remaining() == 0 { 0 } else { r.u32("BEGIN flags")? };
-                RelayMsg::Begin { target: Target { host, port }, flags }
+                let flags = if r.remaining() == 0 {
+                    0
+                } else {
+                    r.u32("BEGIN flags")?
+                };
+                RelayMsg::Begin {
+                    target: Target { host, port },
+                    flags,
+                }
             }
             2 => RelayMsg::Data(r.rest().to_vec()),
-            3 => RelayMsg::End(if r.remaining() == 0 { EndReason::Misc } else { EndReason::from_u8(r.u8("END reason")?) }),
+            3 => RelayMsg::End(if r.remaining() == 0 {
+                EndReason::Misc
+            } else {
+                EndReason::from_u8(r.u8("END reason")?)
+            }),
             4 => {
                 if r.remaining() == 0 {
                     RelayMsg::Connected(None)
@@ -382,8 +415,11 @@ impl RelayCell {
             9 => RelayMsg::Truncated(r.u8("TRUNCATED reason")?),
             10 => RelayMsg::Drop,
             11 => {
-                let name = data.strip_suffix(&[0]).ok_or(DecodeError::invalid("RESOLVE", "no NUL"))?;
-                let name = std::str::from_utf8(name).map_err(|_| DecodeError::invalid("RESOLVE", "not UTF-8"))?;
+                let name = data
+                    .strip_suffix(&[0])
+                    .ok_or(DecodeError::invalid("RESOLVE", "no NUL"))?;
+                let name = std::str::from_utf8(name)
+                    .map_err(|_| DecodeError::invalid("RESOLVE", "not UTF-8"))?;
                 validate_hostname(name)?;
                 r.rest();
                 RelayMsg::Resolve(name.to_owned())
@@ -396,19 +432,28 @@ impl RelayCell {
                     let value = r.take(alen, "answer value")?;
                     let ttl = r.u32("answer ttl")?;
                     answers.push(match (kind, alen) {
-                        (4, 4) => ResolvedAnswer::Addr(Ipv4Addr::new(value[0], value[1], value[2], value[3]).into(), ttl),
+                        (4, 4) => ResolvedAnswer::Addr(
+                            Ipv4Addr::new(value[0], value[1], value[2], value[3]).into(),
+                            ttl,
+                        ),
                         (6, 16) => {
                             let mut o = [0u8; 16];
                             o.copy_from_slice(value);
                             ResolvedAnswer::Addr(Ipv6Addr::from(o).into(), ttl)
                         }
                         (0, _) => ResolvedAnswer::Hostname(
-                            String::from_utf8(value.to_vec()).map_err(|_| DecodeError::invalid("RESOLVED", "name not UTF-8"))?,
+                            String::from_utf8(value.to_vec())
+                                .map_err(|_| DecodeError::invalid("RESOLVED", "name not UTF-8"))?,
                             ttl,
                         ),
                         (0xF0, 0) => ResolvedAnswer::TransientError,
                         (0xF1, 0) => ResolvedAnswer::NonTransientError,
-                        _ => return Err(DecodeError::invalid("RESOLVED", "unknown answer type or length")),
+                        _ => {
+                            return Err(DecodeError::invalid(
+                                "RESOLVED",
+                                "unknown answer type or length",
+                            ));
+                        }
                     });
                 }
                 RelayMsg::Resolved(answers)
@@ -443,9 +488,14 @@ impl RelayCell {
                     }
                 }
                 let addr = addr.ok_or(DecodeError::invalid("EXTEND2", "no address"))?;
-                let identity = identity.ok_or(DecodeError::invalid("EXTEND2", "no Ed25519 identity"))?;
+                let identity =
+                    identity.ok_or(DecodeError::invalid("EXTEND2", "no Ed25519 identity"))?;
                 let create = Create2::read(&mut r)?;
-                RelayMsg::Extend2(Extend2 { addr, identity, create })
+                RelayMsg::Extend2(Extend2 {
+                    addr,
+                    identity,
+                    create,
+                })
             }
             15 => RelayMsg::Extended2(Created2::read(&mut r)?),
             _ => return Err(DecodeError::invalid("relay command", "unknown command")),
@@ -485,7 +535,8 @@ mod tests {
     fn host() -> impl Strategy<Value = TargetHost> {
         prop_oneof![
             "[a-z][a-z0-9.-]{0,60}".prop_map(TargetHost::Name),
-            any::<[u8; 4]>().prop_filter("not unspecified", |b| b != &[0, 0, 0, 0])
+            any::<[u8; 4]>()
+                .prop_filter("not unspecified", |b| b != &[0, 0, 0, 0])
                 .prop_map(|b| TargetHost::Ip(Ipv4Addr::from(b).into())),
             any::<[u8; 16]>().prop_map(|b| TargetHost::Ip(Ipv6Addr::from(b).into())),
         ]
@@ -493,14 +544,19 @@ mod tests {
 
     fn ip() -> impl Strategy<Value = IpAddr> {
         prop_oneof![
-            any::<[u8; 4]>().prop_filter("not unspecified", |b| b != &[0, 0, 0, 0]).prop_map(|b| Ipv4Addr::from(b).into()),
+            any::<[u8; 4]>()
+                .prop_filter("not unspecified", |b| b != &[0, 0, 0, 0])
+                .prop_map(|b| Ipv4Addr::from(b).into()),
             any::<[u8; 16]>().prop_map(|b| Ipv6Addr::from(b).into()),
         ]
     }
 
     fn msg() -> impl Strategy<Value = RelayMsg> {
         prop_oneof![
-            (host(), any::<u16>(), any::<u32>()).prop_map(|(host, port, flags)| RelayMsg::Begin { target: Target { host, port }, flags }),
+            (host(), any::<u16>(), any::<u32>()).prop_map(|(host, port, flags)| RelayMsg::Begin {
+                target: Target { host, port },
+                flags
+            }),
             proptest::collection::vec(any::<u8>(), 0..=MAX_DATA_LEN).prop_map(RelayMsg::Data),
             (1u8..=255).prop_map(|v| RelayMsg::End(EndReason::from_u8(v))),
             proptest::option::of((ip(), any::<u32>())).prop_map(RelayMsg::Connected),
@@ -509,25 +565,58 @@ mod tests {
             any::<u8>().prop_map(RelayMsg::Truncated),
             Just(RelayMsg::Drop),
             "[a-z0-9][a-z0-9.-]{0,60}".prop_map(RelayMsg::Resolve),
-            proptest::collection::vec(prop_oneof![
-                (ip(), any::<u32>()).prop_map(|(a, t)| ResolvedAnswer::Addr(a, t)),
-                ("[a-z]{1,30}", any::<u32>()).prop_map(|(h, t)| ResolvedAnswer::Hostname(h, t)),
-                Just(ResolvedAnswer::TransientError),
-                Just(ResolvedAnswer::NonTransientError),
-            ], 0..8).prop_map(RelayMsg::Resolved),
-            (any::<[u8; 4]>(), any::<u16>(), any::<[u8; 32]>(), proptest::collection::vec(any::<u8>(), 0..100)).prop_map(|(a, p, id, hdata)| {
-                RelayMsg::Extend2(Extend2 { addr: SocketAddr::new(Ipv4Addr::from(a).into(), p), identity: id, create: Create2 { htype: 3, hdata } })
-            }),
-            proptest::collection::vec(any::<u8>(), 0..100).prop_map(|hdata| RelayMsg::Extended2(Created2 { hdata })),
+            proptest::collection::vec(
+                prop_oneof![
+                    (ip(), any::<u32>()).prop_map(|(a, t)| ResolvedAnswer::Addr(a, t)),
+                    ("[a-z]{1,30}", any::<u32>()).prop_map(|(h, t)| ResolvedAnswer::Hostname(h, t)),
+                    Just(ResolvedAnswer::TransientError),
+                    Just(ResolvedAnswer::NonTransientError),
+                ],
+                0..8
+            )
+            .prop_map(RelayMsg::Resolved),
+            (
+                any::<[u8; 4]>(),
+                any::<u16>(),
+                any::<[u8; 32]>(),
+                proptest::collection::vec(any::<u8>(), 0..100)
+            )
+                .prop_map(|(a, p, id, hdata)| {
+                    RelayMsg::Extend2(Extend2 {
+                        addr: SocketAddr::new(Ipv4Addr::from(a).into(), p),
+                        identity: id,
+                        create: Create2 { htype: 3, hdata },
+                    })
+                }),
+            proptest::collection::vec(any::<u8>(), 0..100)
+                .prop_map(|hdata| RelayMsg::Extended2(Created2 { hdata })),
         ]
     }
 
     #[test]
     fn begin_uses_tor_text_form() {
-        let c = RelayCell::new(5, RelayMsg::Begin { target: Target { host: TargetHost::Name("example.org".into()), port: 80 }, flags: 0 });
+        let c = RelayCell::new(
+            5,
+            RelayMsg::Begin {
+                target: Target {
+                    host: TargetHost::Name("example.org".into()),
+                    port: 80,
+                },
+                flags: 0,
+            },
+        );
         let body = c.encode().unwrap();
         assert_eq!(&body[5..20], b"example.org:80\0");
-        let v6 = RelayCell::new(5, RelayMsg::Begin { target: Target { host: TargetHost::parse("[::1]").unwrap(), port: 443 }, flags: 0 });
+        let v6 = RelayCell::new(
+            5,
+            RelayMsg::Begin {
+                target: Target {
+                    host: TargetHost::parse("[::1]").unwrap(),
+                    port: 443,
+                },
+                flags: 0,
+            },
+        );
         assert_eq!(&v6.encode().unwrap()[5..15], b"[::1]:443\0");
     }
 
@@ -540,7 +629,9 @@ mod tests {
         body[0] = 99;
         body[3..5].copy_from_slice(&0u16.to_be_bytes());
         assert!(RelayCell::decode(&body).is_err());
-        let bad_host = RelayCell::new(1, RelayMsg::Data(b"evil host\0:80\0".to_vec())).encode().unwrap();
+        let bad_host = RelayCell::new(1, RelayMsg::Data(b"evil host\0:80\0".to_vec()))
+            .encode()
+            .unwrap();
         let mut b = bad_host;
         b[0] = 1;
         assert!(RelayCell::decode(&b).is_err());
@@ -548,7 +639,10 @@ mod tests {
 
     #[test]
     fn debug_output_scrubs_destinations() {
-        let t = Target { host: TargetHost::Name("secret.example".into()), port: 80 };
+        let t = Target {
+            host: TargetHost::Name("secret.example".into()),
+            port: 80,
+        };
         assert!(!format!("{t:?}").contains("secret"));
     }
 

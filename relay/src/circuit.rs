@@ -43,8 +43,20 @@ pub struct LinkEnd {
 }
 
 impl LinkEnd {
-    async fn send(&self, command: CellCommand, payload: [u8; onionlab_proto::cell::PAYLOAD_LEN]) -> bool {
-        self.link.sender.send(Cell { circ_id: self.circ_id, command, payload }).await.is_ok()
+    async fn send(
+        &self,
+        command: CellCommand,
+        payload: [u8; onionlab_proto::cell::PAYLOAD_LEN],
+    ) -> bool {
+        self.link
+            .sender
+            .send(Cell {
+                circ_id: self.circ_id,
+                command,
+                payload,
+            })
+            .await
+            .is_ok()
     }
 
     async fn destroy(&self, reason: DestroyReason) {
@@ -54,6 +66,8 @@ impl LinkEnd {
 }
 
 /// What a circuit task reacts to.
+// Cells are most events; boxing them would cost an allocation per cell.
+#[allow(clippy::large_enum_variant)]
 pub enum CircEvent {
     /// A cell from one side.
     Cell(Side, Cell),
@@ -96,15 +110,34 @@ enum Close {
 }
 
 /// Runs a circuit until it is destroyed.
-pub async fn run(relay: Arc<Relay>, prev: LinkEnd, hop: RelayHop, inbox_tx: mpsc::Sender<CircEvent>, mut inbox: mpsc::Receiver<CircEvent>, kill: Arc<Notify>) {
+pub async fn run(
+    relay: Arc<Relay>,
+    prev: LinkEnd,
+    hop: RelayHop,
+    inbox_tx: mpsc::Sender<CircEvent>,
+    mut inbox: mpsc::Receiver<CircEvent>,
+    kill: Arc<Notify>,
+) {
     relay.stats.circuits_open.fetch_add(1, Ordering::Relaxed);
-    let mut c = Circuit { mux: StreamMux::new(inbox_tx.clone()), relay, prev, next: None, extending: None, hop, connecting: HashSet::new(), inbox_tx, kill };
+    let mut c = Circuit {
+        mux: StreamMux::new(inbox_tx.clone()),
+        relay,
+        prev,
+        next: None,
+        extending: None,
+        hop,
+        connecting: HashSet::new(),
+        inbox_tx,
+        kill,
+    };
     let close = loop {
         let ev = tokio::select! {
             ev = inbox.recv() => ev,
             _ = c.kill.notified() => break Close::From(Side::Prev, DestroyReason::ResourceLimit),
         };
-        let Some(ev) = ev else { break Close::Destroy(DestroyReason::Internal) };
+        let Some(ev) = ev else {
+            break Close::Destroy(DestroyReason::Internal);
+        };
         if let Err(close) = c.handle(ev).await {
             break close;
         }
@@ -146,7 +179,8 @@ impl Circuit {
                     let mut payload = cell.payload;
                     match self.hop.inbound(&mut payload) {
                         Inbound::ForUs(body) => {
-                            let msg = RelayCell::decode(&body[..]).map_err(|_| violation(&self.relay))?;
+                            let msg =
+                                RelayCell::decode(&body[..]).map_err(|_| violation(&self.relay))?;
                             self.on_message(msg).await
                         }
                         Inbound::PassOn => match &self.next {
@@ -157,7 +191,10 @@ impl Circuit {
                         },
                     }
                 }
-                CellCommand::Destroy => Err(Close::From(Side::Prev, DestroyReason::from_u8(cell.payload[0]))),
+                CellCommand::Destroy => Err(Close::From(
+                    Side::Prev,
+                    DestroyReason::from_u8(cell.payload[0]),
+                )),
                 _ => Err(violation(&self.relay)),
             },
             CircEvent::Cell(Side::Next, cell) => match cell.command {
@@ -168,7 +205,8 @@ impl Circuit {
                 }
                 CellCommand::Created2 if self.extending.is_some() => {
                     self.extending = None;
-                    let created = Created2::read(&mut Reader::new(&cell.payload)).map_err(|_| Close::Destroy(DestroyReason::Protocol))?;
+                    let created = Created2::read(&mut Reader::new(&cell.payload))
+                        .map_err(|_| Close::Destroy(DestroyReason::Protocol))?;
                     RelayStats::bump(&self.relay.stats.extends);
                     self.send_back(0, RelayMsg::Extended2(created)).await
                 }
@@ -199,11 +237,21 @@ impl Circuit {
                 self.send_back(id, RelayMsg::Resolved(answers)).await
             }
             CircEvent::NextLink(Ok(link)) => {
-                let Some(ext) = self.extending.clone() else { return Ok(()) };
-                let r = CircuitRef { tx: self.inbox_tx.clone(), side: Side::Next, kill: self.kill.clone() };
-                let Some(circ_id) = link.register_outgoing(r) else { return self.truncated(DestroyReason::ResourceLimit).await };
+                let Some(ext) = self.extending.clone() else {
+                    return Ok(());
+                };
+                let r = CircuitRef {
+                    tx: self.inbox_tx.clone(),
+                    side: Side::Next,
+                    kill: self.kill.clone(),
+                };
+                let Some(circ_id) = link.register_outgoing(r) else {
+                    return self.truncated(DestroyReason::ResourceLimit).await;
+                };
                 let next = LinkEnd { link, circ_id };
-                let Ok(create) = ext.create.to_cell(circ_id) else { return Err(violation(&self.relay)) };
+                let Ok(create) = ext.create.to_cell(circ_id) else {
+                    return Err(violation(&self.relay));
+                };
                 if next.link.sender.send(create).await.is_err() {
                     next.link.unregister(circ_id);
                     return self.truncated(DestroyReason::ChannelClosed).await;
@@ -242,8 +290,13 @@ impl Circuit {
                 Ok(())
             }
             RelayMsg::Begin { target, .. } => {
-                if id == 0 || self.connecting.contains(&id) || self.connecting.len() + self.mux.len() >= MAX_STREAMS_PER_CIRCUIT {
-                    return self.send_back(id, RelayMsg::End(EndReason::ResourceLimit)).await;
+                if id == 0
+                    || self.connecting.contains(&id)
+                    || self.connecting.len() + self.mux.len() >= MAX_STREAMS_PER_CIRCUIT
+                {
+                    return self
+                        .send_back(id, RelayMsg::End(EndReason::ResourceLimit))
+                        .await;
                 }
                 self.connecting.insert(id);
                 let (relay, tx) = (self.relay.clone(), self.inbox_tx.clone());
@@ -263,7 +316,10 @@ impl Circuit {
                 Ok(())
             }
             RelayMsg::Data(data) => {
-                let cells = self.mux.on_data(id, data).map_err(|_| violation(&self.relay))?;
+                let cells = self
+                    .mux
+                    .on_data(id, data)
+                    .map_err(|_| violation(&self.relay))?;
                 self.send_all_back(cells).await
             }
             RelayMsg::Sendme => self.mux.on_sendme(id).map_err(|_| violation(&self.relay)),
@@ -276,19 +332,29 @@ impl Circuit {
                 if let Some(n) = self.next.take() {
                     n.destroy(DestroyReason::Requested).await;
                 }
-                self.send_back(0, RelayMsg::Truncated(DestroyReason::Requested.to_u8())).await
+                self.send_back(0, RelayMsg::Truncated(DestroyReason::Requested.to_u8()))
+                    .await
             }
             RelayMsg::Drop => Ok(()),
-            RelayMsg::Connected(_) | RelayMsg::Extended2(_) | RelayMsg::Truncated(_) | RelayMsg::Resolved(_) => Err(violation(&self.relay)),
+            RelayMsg::Connected(_)
+            | RelayMsg::Extended2(_)
+            | RelayMsg::Truncated(_)
+            | RelayMsg::Resolved(_) => Err(violation(&self.relay)),
         }
     }
 
     async fn to_prev(&self, payload: [u8; onionlab_proto::cell::PAYLOAD_LEN]) -> Result<(), Close> {
-        if self.prev.send(CellCommand::Relay, payload).await { Ok(()) } else { Err(Close::From(Side::Prev, DestroyReason::ChannelClosed)) }
+        if self.prev.send(CellCommand::Relay, payload).await {
+            Ok(())
+        } else {
+            Err(Close::From(Side::Prev, DestroyReason::ChannelClosed))
+        }
     }
 
     async fn send_back(&mut self, stream_id: StreamId, msg: RelayMsg) -> Result<(), Close> {
-        let body = RelayCell::new(stream_id, msg).encode().map_err(|_| Close::Destroy(DestroyReason::Internal))?;
+        let body = RelayCell::new(stream_id, msg)
+            .encode()
+            .map_err(|_| Close::Destroy(DestroyReason::Internal))?;
         let payload = self.hop.originate(&body);
         self.to_prev(payload).await
     }

@@ -20,8 +20,8 @@
 //!     identity: 64 hex digits
 //! ```
 
-use onionlab_proto::exit_policy::{ExitPolicy, PolicyError};
 pub use onionlab_link::config::AuthorityEntry;
+use onionlab_proto::exit_policy::{ExitPolicy, PolicyError};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -90,7 +90,12 @@ fn default_publish() -> u64 {
 
 impl RelayConfig {
     /// A non-exit relay configuration with defaults.
-    pub fn new(nickname: &str, or_listen: SocketAddr, data_dir: PathBuf, authorities: Vec<AuthorityEntry>) -> Self {
+    pub fn new(
+        nickname: &str,
+        or_listen: SocketAddr,
+        data_dir: PathBuf,
+        authorities: Vec<AuthorityEntry>,
+    ) -> Self {
         RelayConfig {
             nickname: nickname.into(),
             or_listen,
@@ -137,7 +142,10 @@ mod tests {
         assert!(!p.allows("127.0.0.1".parse().unwrap(), 80));
         assert!(p.allows("1.1.1.1".parse().unwrap(), 80));
         assert!(cfg.authorities[0].identity_bytes().is_err());
-        let bad = onionlab_link::config::parse::<RelayConfig>("nickname: r1\nor_lisen: 1\n", "bad.yaml").unwrap_err().to_string();
+        let bad =
+            onionlab_link::config::parse::<RelayConfig>("nickname: r1\nor_lisen: 1\n", "bad.yaml")
+                .unwrap_err()
+                .to_string();
         assert!(bad.contains("line 2"), "{bad}");
     }
 }

@@ -28,12 +28,19 @@ async fn resolve(relay: &Relay, name: &str) -> Result<Vec<IpAddr>, EndReason> {
     if !relay.config.system_resolver {
         return Err(EndReason::ResolveFailed);
     }
-    match timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((name, 0))).await {
+    // The exit is the one place names are resolved (see clippy.toml).
+    #[allow(clippy::disallowed_methods)]
+    let lookup = tokio::net::lookup_host((name, 0));
+    match timeout(RESOLVE_TIMEOUT, lookup).await {
         Err(_) => Err(EndReason::Timeout),
         Ok(Err(_)) => Err(EndReason::ResolveFailed),
         Ok(Ok(addrs)) => {
             let ips: Vec<IpAddr> = addrs.map(|a| a.ip()).collect();
-            if ips.is_empty() { Err(EndReason::ResolveFailed) } else { Ok(ips) }
+            if ips.is_empty() {
+                Err(EndReason::ResolveFailed)
+            } else {
+                Ok(ips)
+            }
         }
     }
 }
@@ -54,7 +61,10 @@ pub async fn connect(relay: &Relay, target: &Target) -> Result<TcpStream, EndRea
             resolve(relay, name).await?
         }
     };
-    let allowed: Vec<IpAddr> = candidates.into_iter().filter(|ip| relay.policy.allows(*ip, target.port)).collect();
+    let allowed: Vec<IpAddr> = candidates
+        .into_iter()
+        .filter(|ip| relay.policy.allows(*ip, target.port))
+        .collect();
     let Some(ip) = allowed.first().copied() else {
         RelayStats::bump(&relay.stats.exit_policy_rejects);
         return Err(EndReason::ExitPolicy);
@@ -65,8 +75,14 @@ pub async fn connect(relay: &Relay, target: &Target) -> Result<TcpStream, EndRea
         IpAddr::V6(_) => TcpSocket::new_v6(),
     }
     .map_err(|_| EndReason::ResourceLimit)?;
-    if let Some(bind) = relay.config.outbound_bind.filter(|b| b.is_ipv4() == ip.is_ipv4()) {
-        socket.bind(SocketAddr::new(bind, 0)).map_err(|_| EndReason::Internal)?;
+    if let Some(bind) = relay
+        .config
+        .outbound_bind
+        .filter(|b| b.is_ipv4() == ip.is_ipv4())
+    {
+        socket
+            .bind(SocketAddr::new(bind, 0))
+            .map_err(|_| EndReason::Internal)?;
     }
     match timeout(CONNECT_TIMEOUT, socket.connect(addr)).await {
         Err(_) => Err(EndReason::Timeout),
@@ -90,7 +106,11 @@ pub async fn resolve_answers(relay: &Relay, name: &str) -> Vec<ResolvedAnswer> {
         return vec![ResolvedAnswer::NonTransientError];
     }
     match resolve(relay, name).await {
-        Ok(ips) => ips.into_iter().take(8).map(|ip| ResolvedAnswer::Addr(ip, 60)).collect(),
+        Ok(ips) => ips
+            .into_iter()
+            .take(8)
+            .map(|ip| ResolvedAnswer::Addr(ip, 60))
+            .collect(),
         Err(EndReason::Timeout) => vec![ResolvedAnswer::TransientError],
         Err(_) => vec![ResolvedAnswer::NonTransientError],
     }

@@ -11,15 +11,17 @@ use crate::circuit::{self, CircEvent, LinkEnd, Side};
 use crate::relay::Relay;
 use crate::stats::RelayStats;
 use onionlab_link::channel::{CellReader, ChannelAcceptor, ChannelSender, LinkError};
-use onionlab_proto::cell::{Cell, CellCommand, CircId, Create2, Created2, DestroyReason, HTYPE_ONIONLAB_NTOR};
+use onionlab_proto::cell::{
+    Cell, CellCommand, CircId, Create2, Created2, DestroyReason, HTYPE_ONIONLAB_NTOR,
+};
 use onionlab_proto::codec::Reader;
 use onionlab_proto::keys::{IdentityBytes, fresh_x25519};
 use onionlab_proto::layer::{HopKeys, RelayHop};
 use onionlab_proto::ntor::{NtorParams, server_respond};
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
@@ -51,7 +53,11 @@ pub struct Link {
 
 impl Link {
     fn new(sender: ChannelSender) -> Self {
-        Link { sender, circuits: Arc::default(), next_id: Arc::new(AtomicU32::new(1)) }
+        Link {
+            sender,
+            circuits: Arc::default(),
+            next_id: Arc::new(AtomicU32::new(1)),
+        }
     }
 
     /// Registers a circuit we are creating on this link (we opened it, so ids have the top bit).
@@ -69,7 +75,10 @@ impl Link {
 
     /// Forgets a circuit.
     pub fn unregister(&self, id: CircId) {
-        self.circuits.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        self.circuits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
     }
 }
 
@@ -80,12 +89,16 @@ pub struct LinkTable {
 }
 
 /// Returns an open link to `identity` at `addr`, opening one if needed.
-pub async fn link_to(relay: &Arc<Relay>, addr: SocketAddr, identity: &IdentityBytes) -> Result<Link, LinkError> {
+pub async fn link_to(
+    relay: &Arc<Relay>,
+    addr: SocketAddr,
+    identity: &IdentityBytes,
+) -> Result<Link, LinkError> {
     let mut links = relay.outbound.links.lock().await;
-    if let Some(l) = links.get(identity) {
-        if !l.sender.is_closed() {
-            return Ok(l.clone());
-        }
+    if let Some(l) = links.get(identity)
+        && !l.sender.is_closed()
+    {
+        return Ok(l.clone());
     }
     let channel = relay.connector.connect(addr, identity).await?;
     let (reader, sender) = channel.split();
@@ -121,7 +134,12 @@ pub async fn accept_loop(listener: TcpListener, acceptor: ChannelAcceptor, relay
 }
 
 /// Boxed so that the future's type is nameable: circuits open links, and links start circuits.
-fn read_loop(reader: CellReader, link: Link, relay: Arc<Relay>, inbound: bool) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+fn read_loop(
+    reader: CellReader,
+    link: Link,
+    relay: Arc<Relay>,
+    inbound: bool,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     Box::pin(read_cells(reader, link, relay, inbound))
 }
 
@@ -138,15 +156,27 @@ async fn read_cells(mut reader: CellReader, link: Link, relay: Arc<Relay>, inbou
         match cell.command {
             CellCommand::Create2 if inbound => on_create2(cell, &link, &relay).await,
             CellCommand::Relay | CellCommand::Destroy | CellCommand::Created2 => {
-                let target = link.circuits.lock().unwrap_or_else(|e| e.into_inner()).get(&cell.circ_id).cloned();
+                let target = link
+                    .circuits
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&cell.circ_id)
+                    .cloned();
                 let Some(target) = target else { continue };
                 let circ_id = cell.circ_id;
-                if target.tx.try_send(CircEvent::Cell(target.side, cell)).is_err() {
+                if target
+                    .tx
+                    .try_send(CircEvent::Cell(target.side, cell))
+                    .is_err()
+                {
                     // Flooded beyond any window: this circuit goes, nothing else.
                     RelayStats::bump(&relay.stats.protocol_violations);
                     link.unregister(circ_id);
                     target.kill.notify_one();
-                    let _ = link.sender.send(DestroyReason::ResourceLimit.to_cell(circ_id)).await;
+                    let _ = link
+                        .sender
+                        .send(DestroyReason::ResourceLimit.to_cell(circ_id))
+                        .await;
                 }
             }
             _ => {
@@ -155,7 +185,13 @@ async fn read_cells(mut reader: CellReader, link: Link, relay: Arc<Relay>, inbou
             }
         }
     }
-    let circuits: Vec<CircuitRef> = link.circuits.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, r)| r).collect();
+    let circuits: Vec<CircuitRef> = link
+        .circuits
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain()
+        .map(|(_, r)| r)
+        .collect();
     for c in circuits {
         let _ = c.tx.send(CircEvent::LinkClosed(c.side)).await;
     }
@@ -163,25 +199,63 @@ async fn read_cells(mut reader: CellReader, link: Link, relay: Arc<Relay>, inbou
 
 async fn on_create2(cell: Cell, link: &Link, relay: &Arc<Relay>) {
     let circ_id = cell.circ_id;
-    let exists = link.circuits.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&circ_id);
+    let exists = link
+        .circuits
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains_key(&circ_id);
     let handshake = Create2::read(&mut Reader::new(&cell.payload))
         .ok()
         .filter(|c| c.htype == HTYPE_ONIONLAB_NTOR && !exists && circ_id != 0)
-        .and_then(|c| server_respond(NtorParams::ONIONLAB, &relay.identity, &relay.onion_secret, &c.hdata, fresh_x25519()).ok());
+        .and_then(|c| {
+            server_respond(
+                NtorParams::ONIONLAB,
+                &relay.identity,
+                &relay.onion_secret,
+                &c.hdata,
+                fresh_x25519(),
+            )
+            .ok()
+        });
     let Some((reply, keys)) = handshake else {
         RelayStats::bump(&relay.stats.handshake_failures);
-        let _ = link.sender.send(DestroyReason::Protocol.to_cell(circ_id)).await;
+        let _ = link
+            .sender
+            .send(DestroyReason::Protocol.to_cell(circ_id))
+            .await;
         return;
     };
-    let Ok(created) = (Created2 { hdata: reply }).to_cell(circ_id) else { return };
+    let Ok(created) = (Created2 { hdata: reply }).to_cell(circ_id) else {
+        return;
+    };
     let (tx, rx) = mpsc::channel(CIRCUIT_INBOX);
     let kill = Arc::new(Notify::new());
-    link.circuits.lock().unwrap_or_else(|e| e.into_inner()).insert(circ_id, CircuitRef { tx: tx.clone(), side: Side::Prev, kill: kill.clone() });
+    link.circuits
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(
+            circ_id,
+            CircuitRef {
+                tx: tx.clone(),
+                side: Side::Prev,
+                kill: kill.clone(),
+            },
+        );
     if link.sender.send(created).await.is_err() {
         link.unregister(circ_id);
         return;
     }
     RelayStats::bump(&relay.stats.circuits_created);
-    let prev = LinkEnd { link: link.clone(), circ_id };
-    tokio::spawn(circuit::run(relay.clone(), prev, RelayHop::new(HopKeys::from_material(&keys)), tx, rx, kill));
+    let prev = LinkEnd {
+        link: link.clone(),
+        circ_id,
+    };
+    tokio::spawn(circuit::run(
+        relay.clone(),
+        prev,
+        RelayHop::new(HopKeys::from_material(&keys)),
+        tx,
+        rx,
+        kill,
+    ));
 }

@@ -11,8 +11,16 @@ use std::time::Duration;
 
 /// The relay's current descriptor, signed.
 pub fn descriptor(relay: &Relay) -> Result<SignedDescriptor, KeyError> {
-    let family = relay.config.family.iter().map(|f| parse_fingerprint(f)).collect::<Result<_, _>>()?;
-    let published = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let family = relay
+        .config
+        .family
+        .iter()
+        .map(|f| parse_fingerprint(f))
+        .collect::<Result<_, _>>()?;
+    let published = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     RelayDescriptor {
         info: RelayInfo {
             nickname: relay.config.nickname.clone(),
@@ -40,8 +48,17 @@ pub async fn publish_once(relay: &Relay) -> bool {
     };
     let mut all_ok = true;
     for auth in &relay.config.authorities {
-        match dirhttp::post(auth.address, "/onionlab/v1/descriptor", desc.raw.clone(), 4096).await {
-            Ok((status, _)) if status.is_success() => tracing::debug!(authority = %auth.address, "descriptor accepted"),
+        match dirhttp::post(
+            auth.address,
+            "/onionlab/v1/descriptor",
+            desc.raw.clone(),
+            4096,
+        )
+        .await
+        {
+            Ok((status, _)) if status.is_success() => {
+                tracing::debug!(authority = %auth.address, "descriptor accepted")
+            }
             Ok((status, body)) => {
                 all_ok = false;
                 tracing::warn!(authority = %auth.address, %status, reason = %String::from_utf8_lossy(&body).trim(), "descriptor refused");

@@ -91,22 +91,40 @@ impl Relay {
     /// accepting links and publishing descriptors.
     pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
         if !onionlab_proto::descriptor::valid_nickname(&config.nickname) {
-            return Err(StartError::Config(format!("nickname {:?} must be 1-19 letters and digits", config.nickname)));
+            return Err(StartError::Config(format!(
+                "nickname {:?} must be 1-19 letters and digits",
+                config.nickname
+            )));
         }
-        let policy = config.effective_policy().map_err(|e| StartError::Config(e.to_string()))?;
+        let policy = config
+            .effective_policy()
+            .map_err(|e| StartError::Config(e.to_string()))?;
         for a in &config.authorities {
-            a.identity_bytes().map_err(|e| StartError::Config(format!("authority {}: {e}", a.address)))?;
+            a.identity_bytes()
+                .map_err(|e| StartError::Config(format!("authority {}: {e}", a.address)))?;
         }
         for f in &config.family {
-            onionlab_proto::keys::parse_fingerprint(f).map_err(|e| StartError::Config(format!("family member {f:?}: {e}")))?;
+            onionlab_proto::keys::parse_fingerprint(f)
+                .map_err(|e| StartError::Config(format!("family member {f:?}: {e}")))?;
         }
-        let identity_key = Arc::new(keystore::identity_key(&config.data_dir.join("identity_ed25519.key"))?);
+        let identity_key = Arc::new(keystore::identity_key(
+            &config.data_dir.join("identity_ed25519.key"),
+        )?);
         let onion_secret = keystore::onion_key(&config.data_dir.join("onion_x25519.key"))?;
-        let listener = TcpListener::bind(config.or_listen).await.map_err(|source| StartError::Listen { addr: config.or_listen, source })?;
-        let or_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.or_listen, source })?;
+        let listener = TcpListener::bind(config.or_listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: config.or_listen,
+                source,
+            })?;
+        let or_addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: config.or_listen,
+            source,
+        })?;
         let advertised = config.advertise.unwrap_or(or_addr);
         let identity = identity_key.verifying_key().to_bytes();
-        let acceptor = ChannelAcceptor::new(onionlab_link::tls::server_config()?, identity_key.clone());
+        let acceptor =
+            ChannelAcceptor::new(onionlab_link::tls::server_config()?, identity_key.clone());
         let relay = Arc::new(Relay {
             connector: ChannelConnector::new(onionlab_link::tls::client_config()?),
             identity_key,
@@ -122,6 +140,10 @@ impl Relay {
         tasks.spawn(links::accept_loop(listener, acceptor, relay.clone()));
         tasks.spawn(crate::publish::publish_loop(relay.clone()));
         tracing::info!(nickname = %relay.config.nickname, identity = %fingerprint(&identity), %or_addr, exit = relay.config.exit, "relay started");
-        Ok(RelayHandle { relay, or_addr, tasks })
+        Ok(RelayHandle {
+            relay,
+            or_addr,
+            tasks,
+        })
     }
 }
