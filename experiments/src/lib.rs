@@ -3,9 +3,11 @@
 //! Where the pieces meet: the local testbed that runs a whole onion network on loopback.
 //! - [`testbed`]: authority, relays, client and demo site in one process.
 //! - [`demo_site`]: the web site to browse through it, with checkable large files.
+//! - [`perf`]: OnionPerf-style timings of the testbed (`onionlab bench`).
 //! - [`socks_client`]: a minimal SOCKS5 client and HTTP fetcher for measurements and tests.
 #![forbid(unsafe_code)]
 
 pub mod demo_site;
+pub mod perf;
 pub mod socks_client;
 pub mod testbed;

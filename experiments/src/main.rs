@@ -44,6 +44,19 @@ enum Command {
         #[arg(long)]
         default_exit_policy: bool,
     },
+    /// Measure a testbed on free ports: launch to first byte, circuit build p50/p99, and a
+    /// bulk download through 3 hops against the same download direct (build with --release).
+    Bench {
+        /// Size of the bulk file in MiB.
+        #[arg(long, default_value_t = 64)]
+        mib: u64,
+        /// Fresh circuits to build for the build-time distribution.
+        #[arg(long, default_value_t = 200)]
+        circuits: usize,
+        /// Direct/3-hop download pairs (the best of each is kept).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
 }
 
 #[tokio::main]
@@ -75,6 +88,11 @@ async fn main() -> anyhow::Result<()> {
             tokio::signal::ctrl_c().await?;
             println!("stopping");
             drop(testbed);
+            Ok(())
+        }
+        Command::Bench { mib, circuits, rounds } => {
+            let report = onionlab_experiments::perf::measure(mib, circuits, rounds).await?;
+            println!("{}", report.render());
             Ok(())
         }
     }

@@ -148,4 +148,10 @@ mod tests {
                 .to_string();
         assert!(bad.contains("line 2"), "{bad}");
     }
+
+    #[test]
+    fn contrib_example_parses() {
+        let cfg: RelayConfig = onionlab_link::config::parse(include_str!("../contrib/relay.yaml"), "relay.yaml").unwrap();
+        assert!(cfg.effective_policy().unwrap().rules.is_empty(), "a non-exit rejects everything");
+    }
 }
