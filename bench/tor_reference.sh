@@ -81,8 +81,9 @@ trap 'exit 143' TERM
 ip netns add "$NS"
 ip -n "$NS" link set lo up
 in_ns() { ip netns exec "$NS" "$@"; }
-# `ip netns exec` execs the command, so $! is the started process itself.
-spawn() { local out=$1; shift; in_ns "$@" >"$out" 2>&1 & PIDS+=($!); }
+# A plain command (not a function) in the background, and `ip netns exec` execs its command,
+# so $! is the started process itself and killing it leaves nothing behind.
+spawn() { local out=$1; shift; ip netns exec "$NS" "$@" >"$out" 2>&1 & PIDS+=($!); }
 
 # Fixed ports are fine: the namespace is new and ours alone.
 AUTH_OR=5100 AUTH_DIR=7100 RELAY_OR=5110 RELAY_DIR=7110 CTL=8100
@@ -187,6 +188,8 @@ UseMicrodescriptors 0
 # One plain 3-hop circuit per stream (no conflux leg pairs).
 ConfluxEnabled 0
 EOF
+  # Debugging aid: TOR_BENCH_CLIENT_LOG=info (or debug) adds a verbose client log.
+  [[ -z ${TOR_BENCH_CLIENT_LOG:-} ]] || echo "Log ${TOR_BENCH_CLIENT_LOG} file $d/${TOR_BENCH_CLIENT_LOG}.log"
 } >"$d/torrc"
 
 # --- launch and wait for a working circuit ------------------------------------------------------
@@ -194,7 +197,7 @@ TOR_VERSION=$(tor --version | head -n 1 | awk '{print $3}' | sed 's/\.$//')
 echo "tor: version=$TOR_VERSION"
 echo "tor: nodes=$((3 + RELAYS)) authorities=3 relays=$RELAYS mib=$MIB"
 T_LAUNCH=$(date +%s.%N)
-for d in "$WORK"/auth* "$WORK"/relay* "$WORK/client"; do
+for d in "$WORK"/auth[0-9] "$WORK"/relay[0-9]* "$WORK/client"; do
     spawn "$d/stdout.log" tor -f "$d/torrc" --quiet
 done
 
@@ -212,7 +215,7 @@ while :; do
     now=$(date +%s.%N)
     if awk -v a="$now" -v b="$T_LAUNCH" -v t="$TIMEOUT" 'BEGIN { exit !(a - b > t) }'; then break; fi
     for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || die "a started process (pid $pid) exited; see $WORK (use --keep)"; done
-    if socks_get ping.txt /dev/null 10 >/dev/null 2>&1; then bootstrapped=1; break; fi
+    if socks_get ping.txt /dev/null 5 >/dev/null 2>&1; then bootstrapped=1; break; fi
     sleep 0.5
 done
 T_READY=$(date +%s.%N)
@@ -225,6 +228,12 @@ if [[ $bootstrapped -ne 1 ]]; then
 fi
 BOOT=$(awk -v a="$T_READY" -v b="$T_LAUNCH" 'BEGIN { printf "%.1f", a - b }')
 echo "tor: bootstrap_s=$BOOT"
+# The client's own view: when it logged "Bootstrapped 100%" (it can still fail to find a
+# working exit for a while after that, so bootstrap_s above is the figure to compare).
+line=$(grep -m 1 'Bootstrapped 100%' "$WORK/client/notice.log" || true)
+if [[ -n $line ]] && t100=$(date -d "$(cut -c1-19 <<<"$line")" +%s.%N 2>/dev/null); then
+    awk -v a="$t100" -v b="$T_LAUNCH" 'BEGIN { printf "tor: client_bootstrapped100_s=%.1f\n", a - b }'
+fi
 
 # --- downloads -----------------------------------------------------------------------------------
 BYTES=$((MIB * 1024 * 1024))

@@ -10,9 +10,7 @@
 
 use crate::links::{GuardLink, GuardLinks};
 use onionlab_link::streams::{PumpEvent, StreamMux};
-use onionlab_proto::cell::{
-    Cell, CellCommand, CircId, Create2, Created2, DestroyReason, HTYPE_ONIONLAB_NTOR,
-};
+use onionlab_proto::cell::{Cell, CellCommand, CircId, Create2, Created2, DestroyReason, HTYPE_ONIONLAB_NTOR};
 use onionlab_proto::codec::Reader;
 use onionlab_proto::consensus::ConsensusRelay;
 use onionlab_proto::flow::STREAM_WINDOW_START;
@@ -166,17 +164,11 @@ struct Circuit {
 }
 
 /// Builds a circuit along `path` within `timeout` and starts its task.
-pub async fn build(
-    links: &GuardLinks,
-    path: Path,
-    timeout: Duration,
-) -> Result<CircuitHandle, BuildError> {
+pub async fn build(links: &GuardLinks, path: Path, timeout: Duration) -> Result<CircuitHandle, BuildError> {
     let started = Instant::now();
-    let link = links
-        .get(path.guard.info.or_addr, &path.guard.info.identity)
-        .await?;
+    let link = links.get(path.guard.info.or_addr, &path.guard.info.identity).await?;
     let (tx, mut rx) = mpsc::channel(CIRCUIT_INBOX);
-    let circ_id = link.register(tx.clone()).ok_or(BuildError::Hop {
+    let circ_id = link.circuits.allocate(tx.clone()).ok_or(BuildError::Hop {
         hop: 0,
         reason: "no free circuit id".into(),
     })?;
@@ -222,24 +214,15 @@ fn hop_err(hop: usize, reason: impl Into<String>) -> BuildError {
 }
 
 impl Circuit {
-    async fn telescope(
-        &mut self,
-        path: &Path,
-        rx: &mut mpsc::Receiver<Ev>,
-    ) -> Result<(), BuildError> {
-        for (hop, relay) in [&path.guard, &path.middle, &path.exit]
-            .into_iter()
-            .enumerate()
-        {
+    async fn telescope(&mut self, path: &Path, rx: &mut mpsc::Receiver<Ev>) -> Result<(), BuildError> {
+        for (hop, relay) in [&path.guard, &path.middle, &path.exit].into_iter().enumerate() {
             let (hs, msg) = start_handshake(relay).map_err(|e| hop_err(hop, e))?;
             let create = Create2 {
                 htype: HTYPE_ONIONLAB_NTOR,
                 hdata: msg,
             };
             if hop == 0 {
-                let cell = create
-                    .to_cell(self.circ_id)
-                    .map_err(|e| hop_err(hop, e.to_string()))?;
+                let cell = create.to_cell(self.circ_id).map_err(|e| hop_err(hop, e.to_string()))?;
                 self.link.sender.send(cell).await?;
             } else {
                 let ext = RelayMsg::Extend2(Extend2 {
@@ -256,8 +239,7 @@ impl Circuit {
             };
             let reply = match ev {
                 Ev::Cell(cell) if hop == 0 && cell.command == CellCommand::Created2 => {
-                    Created2::read(&mut Reader::new(&cell.payload))
-                        .map_err(|e| hop_err(hop, e.to_string()))?
+                    Created2::read(&mut Reader::new(&cell.payload)).map_err(|e| hop_err(hop, e.to_string()))?
                 }
                 Ev::Cell(cell) if hop > 0 && cell.command == CellCommand::Relay => {
                     let (from, body) = self
@@ -267,10 +249,7 @@ impl Circuit {
                     match RelayCell::decode(&body[..]).map(|c| c.msg) {
                         Ok(RelayMsg::Extended2(created)) if from == hop - 1 => created,
                         Ok(RelayMsg::Truncated(r)) => {
-                            return Err(hop_err(
-                                hop,
-                                format!("extend refused: {:?}", DestroyReason::from_u8(r)),
-                            ));
+                            return Err(hop_err(hop, format!("extend refused: {:?}", DestroyReason::from_u8(r))));
                         }
                         other => return Err(hop_err(hop, format!("unexpected answer {other:?}"))),
                     }
@@ -284,9 +263,7 @@ impl Circuit {
                 Ev::LinkClosed => return Err(hop_err(hop, "guard link closed")),
                 _ => return Err(hop_err(hop, "unexpected cell during build")),
             };
-            let keys = hs
-                .finish(&reply.hdata)
-                .map_err(|e| hop_err(hop, e.to_string()))?;
+            let keys = hs.finish(&reply.hdata).map_err(|e| hop_err(hop, e.to_string()))?;
             self.layers.push(HopKeys::from_material(&keys));
         }
         Ok(())
@@ -312,7 +289,7 @@ impl Circuit {
     }
 
     async fn destroy(&mut self) {
-        self.link.unregister(self.circ_id);
+        self.link.circuits.remove(self.circ_id);
         let _ = self
             .link
             .sender
@@ -338,18 +315,14 @@ impl Circuit {
                 destroy = send_destroy;
                 break;
             }
-            if !in_pool
-                && self.mux.is_empty()
-                && self.pending.is_empty()
-                && self.unattached.is_empty()
-            {
+            if !in_pool && self.mux.is_empty() && self.pending.is_empty() && self.unattached.is_empty() {
                 break;
             }
         }
         if destroy {
             self.destroy().await;
         } else {
-            self.link.unregister(self.circ_id);
+            self.link.circuits.remove(self.circ_id);
         }
         for (_, waiting) in self.pending.drain() {
             let _ = waiting.send(Err(StreamError::CircuitClosed));
@@ -466,11 +439,5 @@ impl Circuit {
 
 fn start_handshake(relay: &ConsensusRelay) -> Result<(ClientHandshake, Vec<u8>), String> {
     let b = OnionPublicKey::from(relay.info.onion_key);
-    ClientHandshake::start(
-        NtorParams::ONIONLAB,
-        &relay.info.identity,
-        &b,
-        fresh_x25519(),
-    )
-    .map_err(|e| e.to_string())
+    ClientHandshake::start(NtorParams::ONIONLAB, &relay.info.identity, &b, fresh_x25519()).map_err(|e| e.to_string())
 }

@@ -91,11 +91,7 @@ impl Client {
             Duration::from_secs(config.circuit_build_timeout_secs),
         ));
         let mut tasks = JoinSet::new();
-        tasks.spawn(crate::directory::refresh_loop(
-            config.authorities.clone(),
-            trusted,
-            tx,
-        ));
+        tasks.spawn(crate::directory::refresh_loop(config.authorities.clone(), trusted, tx));
         tasks.spawn(crate::socks::serve(
             listener,
             pool.clone(),

@@ -79,7 +79,8 @@ mod tests {
 
     #[test]
     fn contrib_example_parses() {
-        let cfg: ClientConfig = onionlab_link::config::parse(include_str!("../contrib/client.yaml"), "client.yaml").unwrap();
+        let cfg: ClientConfig =
+            onionlab_link::config::parse(include_str!("../contrib/client.yaml"), "client.yaml").unwrap();
         assert!(cfg.socks_listen.ip().is_loopback());
         assert_eq!(cfg.authorities.len(), 1);
     }

@@ -31,10 +31,7 @@ fn unix_now() -> u64 {
 }
 
 /// Fetches from each authority in turn until one consensus verifies.
-pub async fn fetch(
-    authorities: &[AuthorityEntry],
-    trusted: &[IdentityBytes],
-) -> Result<Consensus, FetchError> {
+pub async fn fetch(authorities: &[AuthorityEntry], trusted: &[IdentityBytes]) -> Result<Consensus, FetchError> {
     let mut last = String::from("no authorities configured");
     for auth in authorities {
         match dirhttp::get(auth.address, "/onionlab/v1/consensus", MAX_CONSENSUS_LEN).await {
@@ -57,11 +54,7 @@ pub async fn fetch(
 
 /// True if a 3-hop path can be built from `c`: a guard, an exit and three running relays.
 pub fn usable(c: &Consensus) -> bool {
-    let running = c
-        .relays
-        .iter()
-        .filter(|r| r.flags.contains(Flags::RUNNING))
-        .count();
+    let running = c.relays.iter().filter(|r| r.flags.contains(Flags::RUNNING)).count();
     let guard = c.relays.iter().any(|r| r.flags.contains(Flags::GUARD));
     let exit = c.relays.iter().any(|r| r.flags.contains(Flags::EXIT));
     running >= 3 && guard && exit

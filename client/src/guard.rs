@@ -43,10 +43,7 @@ impl GuardStore {
                 std::fs::create_dir_all(d)?;
             }
             let tmp = self.path.with_extension("tmp");
-            std::fs::write(
-                &tmp,
-                serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?,
-            )?;
+            std::fs::write(&tmp, serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?)?;
             std::fs::rename(&tmp, &self.path)
         };
         if let Err(e) = write() {
@@ -58,21 +55,14 @@ impl GuardStore {
     /// newly chosen one, which is persisted.
     pub fn guard(&self, consensus: &Consensus) -> Result<ConsensusRelay, PathError> {
         let state = self.load();
-        if let Some(id) = state
-            .guard
-            .as_deref()
-            .and_then(|g| parse_fingerprint(g).ok())
-        {
+        if let Some(id) = state.guard.as_deref().and_then(|g| parse_fingerprint(g).ok()) {
             if let Some(r) = consensus.relay(&id)
                 && r.flags.contains(Flags::RUNNING)
                 && r.flags.contains(Flags::GUARD)
             {
                 return Ok(r.clone());
             }
-            tracing::info!(
-                "guard {} is no longer usable; choosing a new one",
-                fingerprint(&id)
-            );
+            tracing::info!("guard {} is no longer usable; choosing a new one", fingerprint(&id));
         }
         let chosen = choose_guard(consensus, &mut ThreadRandom)?.clone();
         self.save(&State {

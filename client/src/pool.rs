@@ -194,10 +194,7 @@ impl CircuitPool {
 
     /// Every build time so far (for benchmarks).
     pub fn build_times(&self) -> Vec<Duration> {
-        self.build_times
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.build_times.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn hash(&self, key: &IsolationKey) -> u64 {

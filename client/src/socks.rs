@@ -15,8 +15,8 @@
 use crate::circuit::StreamError;
 use crate::pool::{CircuitPool, IsolationKey, PoolError};
 use fast_socks5::server::{
-    AuthMethodSuccessState, NoAuthentication, PasswordAuthentication, Socks5ServerProtocol,
-    StandardAuthentication, StandardAuthenticationStarted,
+    AuthMethodSuccessState, NoAuthentication, PasswordAuthentication, Socks5ServerProtocol, StandardAuthentication,
+    StandardAuthenticationStarted,
 };
 use fast_socks5::util::target_addr::TargetAddr;
 use fast_socks5::{ReplyError, Socks5Command};
@@ -61,9 +61,7 @@ struct Request {
     target: Target,
 }
 
-async fn negotiate(
-    sock: TcpStream,
-) -> Result<Option<Request>, fast_socks5::server::SocksServerError> {
+async fn negotiate(sock: TcpStream) -> Result<Option<Request>, fast_socks5::server::SocksServerError> {
     let _ = sock.set_nodelay(true);
     let proto = Socks5ServerProtocol::start(sock);
     let (proto, creds) = match proto.negotiate_auth(METHODS).await? {
@@ -128,11 +126,7 @@ fn reply_for_pool(e: &PoolError) -> ReplyError {
     }
 }
 
-async fn handle(
-    sock: TcpStream,
-    pool: &CircuitPool,
-    stream_timeout: Duration,
-) -> anyhow::Result<()> {
+async fn handle(sock: TcpStream, pool: &CircuitPool, stream_timeout: Duration) -> anyhow::Result<()> {
     let Some(req) = tokio::time::timeout(NEGOTIATION_TIMEOUT, negotiate(sock))
         .await
         .map_err(|_| anyhow::anyhow!("SOCKS negotiation timed out"))??
@@ -141,10 +135,7 @@ async fn handle(
     };
     let mut last = None;
     for attempt in 0..2 {
-        let circuit = match pool
-            .get(&req.isolation, Some(&req.target), attempt > 0)
-            .await
-        {
+        let circuit = match pool.get(&req.isolation, Some(&req.target), attempt > 0).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::info!("no circuit for a stream: {e}");

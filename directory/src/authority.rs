@@ -151,11 +151,7 @@ impl Authority {
     /// test. The error text goes back to the relay.
     pub fn submit(self: &Arc<Self>, bytes: &[u8]) -> Result<(), DescriptorError> {
         let desc = SignedDescriptor::decode(bytes)?;
-        desc.check_time(
-            unix_now(),
-            self.config.descriptor_max_age_secs,
-            MAX_SKEW_SECS,
-        )?;
+        desc.check_time(unix_now(), self.config.descriptor_max_age_secs, MAX_SKEW_SECS)?;
         let id = desc.descriptor.info.identity;
         let needs_test = {
             let mut relays = self.relays.lock().unwrap_or_else(|e| e.into_inner());
@@ -224,9 +220,7 @@ impl Authority {
     }
 
     async fn reachability_loop(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(Duration::from_secs(
-            self.config.reachability_interval_secs.max(1),
-        ));
+        let mut tick = tokio::time::interval(Duration::from_secs(self.config.reachability_interval_secs.max(1)));
         tick.tick().await;
         loop {
             tick.tick().await;
@@ -272,11 +266,7 @@ impl Authority {
                 match r.reachable_since {
                     Some(since) => listed.push(ConsensusRelay {
                         info: r.desc.descriptor.info.clone(),
-                        flags: flags::assign(
-                            &r.desc.descriptor.info,
-                            now.saturating_sub(since),
-                            cfg,
-                        ),
+                        flags: flags::assign(&r.desc.descriptor.info, now.saturating_sub(since), cfg),
                     }),
                     None => excluded.push((
                         r.desc.descriptor.info.clone(),
@@ -300,10 +290,7 @@ impl Authority {
             json: Bytes::from(json),
             signed,
         };
-        tracing::debug!(
-            relays = published.signed.consensus.relays.len(),
-            "published consensus"
-        );
+        tracing::debug!(relays = published.signed.consensus.relays.len(), "published consensus");
         if let Ok(mut p) = self.published.write() {
             *p = Some(Arc::new(published));
         }

@@ -94,12 +94,17 @@ mod tests {
 
     #[test]
     fn contrib_example_parses() {
-        let cfg: AuthorityConfig = onionlab_link::config::parse(include_str!("../contrib/dirauth.yaml"), "dirauth.yaml").unwrap();
+        let cfg: AuthorityConfig =
+            onionlab_link::config::parse(include_str!("../contrib/dirauth.yaml"), "dirauth.yaml").unwrap();
         assert_eq!(cfg.consensus_interval_secs, 300);
-        let err = onionlab_link::config::parse::<AuthorityConfig>("listen: 1.2.3.4:5
+        let err = onionlab_link::config::parse::<AuthorityConfig>(
+            "listen: 1.2.3.4:5
 data_dir: /x
 consensus_intervl: 3
-", "a.yaml").unwrap_err();
+",
+            "a.yaml",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("line 3"), "{err}");
     }
 }

@@ -67,8 +67,6 @@ mod tests {
             vec!["Running", "Valid", "Fast", "Stable", "Guard", "Exit"]
         );
         cfg.bad_exits.push(fingerprint(&[1; 32]));
-        assert!(
-            assign(&info(1 << 20, ExitPolicy::default_exit()), 0, &cfg).contains(Flags::BAD_EXIT)
-        );
+        assert!(assign(&info(1 << 20, ExitPolicy::default_exit()), 0, &cfg).contains(Flags::BAD_EXIT));
     }
 }

@@ -54,10 +54,7 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     r
 }
 
-async fn handle(
-    req: Request<Incoming>,
-    authority: Arc<Authority>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(req: Request<Incoming>, authority: Arc<Authority>) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(match (req.method(), req.uri().path()) {
         (&Method::POST, "/onionlab/v1/descriptor") => {
             let body = tokio::time::timeout(
@@ -67,15 +64,10 @@ async fn handle(
             .await;
             match body {
                 Err(_) => text(StatusCode::REQUEST_TIMEOUT, "descriptor upload too slow\n"),
-                Ok(Err(e))
-                    if e.downcast_ref::<http_body_util::LengthLimitError>()
-                        .is_some() =>
-                {
-                    text(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("descriptor larger than {MAX_DESCRIPTOR_LEN} bytes\n"),
-                    )
-                }
+                Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("descriptor larger than {MAX_DESCRIPTOR_LEN} bytes\n"),
+                ),
                 Ok(Err(e)) => text(StatusCode::BAD_REQUEST, format!("bad request body: {e}\n")),
                 Ok(Ok(collected)) => match authority.submit(&collected.to_bytes()) {
                     Ok(()) => text(StatusCode::OK, "accepted\n"),
@@ -98,14 +90,10 @@ async fn handle(
             }
             None => text(StatusCode::SERVICE_UNAVAILABLE, "no consensus yet\n"),
         },
-        (&Method::GET, "/onionlab/v1/authority") => text(
-            StatusCode::OK,
-            format!("{}\n", fingerprint(&authority.identity())),
-        ),
-        _ => text(
-            StatusCode::NOT_FOUND,
-            "unknown path; see /onionlab/v1/consensus.json\n",
-        ),
+        (&Method::GET, "/onionlab/v1/authority") => {
+            text(StatusCode::OK, format!("{}\n", fingerprint(&authority.identity())))
+        }
+        _ => text(StatusCode::NOT_FOUND, "unknown path; see /onionlab/v1/consensus.json\n"),
     })
 }
 
@@ -121,11 +109,7 @@ fn relay_json(info: &RelayInfo) -> serde_json::Value {
 }
 
 /// The human view of a consensus: relays with flag names, and those left out with the reason.
-pub fn json_view(
-    signed: &SignedConsensus,
-    excluded: &[(RelayInfo, String)],
-    authority: &IdentityBytes,
-) -> Vec<u8> {
+pub fn json_view(signed: &SignedConsensus, excluded: &[(RelayInfo, String)], authority: &IdentityBytes) -> Vec<u8> {
     let c = &signed.consensus;
     let relays: Vec<_> = c
         .relays

@@ -25,17 +25,11 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config: AuthorityConfig = onionlab_link::config::load(&args.config)?;
     if args.print_fingerprint {
-        let key =
-            onionlab_link::keystore::identity_key(&config.data_dir.join("authority_identity.key"))?;
-        println!(
-            "{}",
-            onionlab_proto::keys::fingerprint(&key.verifying_key().to_bytes())
-        );
+        let key = onionlab_link::keystore::identity_key(&config.data_dir.join("authority_identity.key"))?;
+        println!("{}", onionlab_proto::keys::fingerprint(&key.verifying_key().to_bytes()));
         return Ok(());
     }
-    let mut handle = Authority::start(config)
-        .await
-        .context("starting the authority")?;
+    let mut handle = Authority::start(config).await.context("starting the authority")?;
     println!(
         "authority {} serving on http://{}",
         onionlab_proto::keys::fingerprint(&handle.identity),

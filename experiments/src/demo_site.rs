@@ -77,10 +77,7 @@ impl Body for Content {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         Poll::Ready(self.next_chunk().map(|c| Ok(Frame::data(Bytes::from(c)))))
     }
 
@@ -146,11 +143,7 @@ connected here.</p>
 </body></html>
 "#;
 
-async fn handle(
-    req: Request<Incoming>,
-    site: Arc<Site>,
-    peer: SocketAddr,
-) -> Result<Resp, Infallible> {
+async fn handle(req: Request<Incoming>, site: Arc<Site>, peer: SocketAddr) -> Result<Resp, Infallible> {
     let path = req.uri().path();
     Ok(match path {
         "/" | "/index.html" => page(StatusCode::OK, "text/html; charset=utf-8", INDEX.to_owned()),
@@ -169,10 +162,7 @@ async fn handle(
             .unwrap_or_default();
             page(StatusCode::OK, "text/plain", format!("{hex}  large.bin\n"))
         }
-        p => match p
-            .strip_prefix("/bytes/")
-            .and_then(|n| n.parse::<u64>().ok())
-        {
+        p => match p.strip_prefix("/bytes/").and_then(|n| n.parse::<u64>().ok()) {
             Some(n) if n <= MAX_BYTES => data(n),
             _ => page(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
         },

@@ -76,7 +76,14 @@ pub async fn measure(bulk_mib: u64, circuits: usize, rounds: usize) -> anyhow::R
     let launch_to_first_byte = launch.elapsed();
 
     for i in 0..circuits {
-        tb.client.pool.get(&IsolationKey::new(Some((format!("bench-{i}"), String::new()))), None, true).await?;
+        tb.client
+            .pool
+            .get(
+                &IsolationKey::new(Some((format!("bench-{i}"), String::new()))),
+                None,
+                true,
+            )
+            .await?;
     }
     let mut builds = tb.client.pool.build_times();
     builds.sort();
@@ -84,7 +91,14 @@ pub async fn measure(bulk_mib: u64, circuits: usize, rounds: usize) -> anyhow::R
     let (mut direct, mut onion) = (Duration::MAX, Duration::MAX);
     for _ in 0..rounds.max(1) {
         let t = Instant::now();
-        let r = http_get(TcpStream::connect(tb.demo.addr).await?, "127.0.0.1", "/large.bin", usize::MAX, LIMIT).await?;
+        let r = http_get(
+            TcpStream::connect(tb.demo.addr).await?,
+            "127.0.0.1",
+            "/large.bin",
+            usize::MAX,
+            LIMIT,
+        )
+        .await?;
         anyhow::ensure!(r.body.len() as u64 == tb.demo.large, "direct download incomplete");
         direct = direct.min(t.elapsed());
         let t = Instant::now();
@@ -93,5 +107,11 @@ pub async fn measure(bulk_mib: u64, circuits: usize, rounds: usize) -> anyhow::R
         anyhow::ensure!(r.body.len() as u64 == tb.demo.large, "3-hop download incomplete");
         onion = onion.min(t.elapsed());
     }
-    Ok(PerfReport { launch_to_first_byte, builds, bulk_bytes: tb.demo.large, direct, onion })
+    Ok(PerfReport {
+        launch_to_first_byte,
+        builds,
+        bulk_bytes: tb.demo.large,
+        direct,
+        onion,
+    })
 }

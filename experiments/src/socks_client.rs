@@ -57,9 +57,7 @@ async fn connect_inner(
     let mut resp = [0u8; 2];
     s.read_exact(&mut resp).await?;
     if resp != [5, method] {
-        return Err(SocksClientError::Protocol(
-            "proxy refused the authentication method",
-        ));
+        return Err(SocksClientError::Protocol("proxy refused the authentication method"));
     }
     if let Some((user, pass)) = creds {
         let mut m = vec![1, user.len() as u8];
@@ -73,11 +71,7 @@ async fn connect_inner(
         }
     }
     let mut req = vec![5, 1, 0];
-    match host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-    {
+    match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
         Ok(IpAddr::V4(a)) => {
             req.push(1);
             req.extend_from_slice(&a.octets());
@@ -139,10 +133,7 @@ pub async fn http_get(
     let fut = async {
         let start = tokio::time::Instant::now();
         stream
-            .write_all(
-                format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: onionlab\r\n\r\n")
-                    .as_bytes(),
-            )
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: onionlab\r\n\r\n").as_bytes())
             .await?;
         let mut buf = Vec::with_capacity(1 << 20);
         let mut first = [0u8; 1];
@@ -175,7 +166,5 @@ pub async fn http_get(
             first_byte,
         })
     };
-    timeout(limit, fut)
-        .await
-        .map_err(|_| SocksClientError::Timeout)?
+    timeout(limit, fut).await.map_err(|_| SocksClientError::Timeout)?
 }

@@ -129,10 +129,7 @@ pub fn relay_ip(i: usize) -> IpAddr {
 impl Testbed {
     /// Starts the authority, the relays, the demo site and the client, and waits until the
     /// client holds a consensus listing every relay (or `ready_within` passes).
-    pub async fn start(
-        cfg: TestbedConfig,
-        ready_within: Duration,
-    ) -> Result<Testbed, TestbedError> {
+    pub async fn start(cfg: TestbedConfig, ready_within: Duration) -> Result<Testbed, TestbedError> {
         let started = Instant::now();
         if cfg.relays < 3 || cfg.relays > MAX_RELAYS {
             return Err(TestbedError::Config(format!(
@@ -160,9 +157,7 @@ impl Testbed {
         acfg.reachability_interval_secs = 30;
         acfg.guard_min_uptime_secs = 0;
         acfg.stable_min_uptime_secs = 0;
-        let authority = Authority::start(acfg)
-            .await
-            .map_err(|e| start_err("authority", e))?;
+        let authority = Authority::start(acfg).await.map_err(|e| start_err("authority", e))?;
         let auth_entry = AuthorityEntry {
             address: authority.http_addr,
             identity: fingerprint(&authority.identity),
@@ -187,8 +182,7 @@ impl Testbed {
                 ];
             }
             rc.hosts.insert(DEMO_HOSTNAME.into(), demo.addr.ip());
-            rc.hosts
-                .insert("localhost".into(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+            rc.hosts.insert("localhost".into(), IpAddr::V4(Ipv4Addr::LOCALHOST));
             rc.system_resolver = false;
             rc.outbound_bind = Some(ip);
             rc.contact = "testbed".into();
@@ -225,13 +219,8 @@ impl Testbed {
         let mut ccfg = ClientConfig::new(root.join("client"), vec![auth_entry]);
         ccfg.socks_listen = cfg.socks;
         ccfg.enforce_distinct_subnets = false;
-        let client = Client::start(ccfg)
-            .await
-            .map_err(|e| start_err("client", e))?;
-        if !client
-            .ready(deadline.saturating_duration_since(Instant::now()))
-            .await
-        {
+        let client = Client::start(ccfg).await.map_err(|e| start_err("client", e))?;
+        if !client.ready(deadline.saturating_duration_since(Instant::now())).await {
             return Err(TestbedError::NotReady(
                 ready_within,
                 "the client has no usable consensus".into(),
@@ -255,16 +244,8 @@ impl Testbed {
     /// A summary for people: addresses and commands to try.
     pub fn banner(&self) -> String {
         let socks = self.client.socks_addr;
-        let first = self
-            .relays
-            .first()
-            .map(|r| r.or_addr.to_string())
-            .unwrap_or_default();
-        let last = self
-            .relays
-            .last()
-            .map(|r| r.or_addr.to_string())
-            .unwrap_or_default();
+        let first = self.relays.first().map(|r| r.or_addr.to_string()).unwrap_or_default();
+        let last = self.relays.last().map(|r| r.or_addr.to_string()).unwrap_or_default();
         format!(
             "onionlab testbed ready in {:.2} s\n\
              \x20 authority  http://{}/onionlab/v1/consensus.json\n\

@@ -9,12 +9,7 @@ use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-async fn fetch(
-    tb: &Testbed,
-    host: &str,
-    path: &str,
-    creds: Option<(&str, &str)>,
-) -> Result<Vec<u8>, SocksClientError> {
+async fn fetch(tb: &Testbed, host: &str, path: &str, creds: Option<(&str, &str)>) -> Result<Vec<u8>, SocksClientError> {
     let port = tb.demo.addr.port();
     let s = connect(tb.client.socks_addr, host, port, creds).await?;
     let r = http_get(s, host, path, 256 << 20, LIMIT).await?;
@@ -41,10 +36,7 @@ async fn browse_through_three_hops() {
     // The large file arrives whole: SHA-256 against the origin's content.
     let body = fetch(&tb, DEMO_HOSTNAME, "/large.bin", None).await.unwrap();
     assert_eq!(body.len() as u64, tb.demo.large);
-    assert_eq!(
-        <[u8; 32]>::from(Sha256::digest(&body)),
-        content_sha256(tb.demo.large)
-    );
+    assert_eq!(<[u8; 32]>::from(Sha256::digest(&body)), content_sha256(tb.demo.large));
 
     // The hostname reached the exit unresolved: nothing here can resolve it, the exits did.
     assert!(
@@ -55,10 +47,7 @@ async fn browse_through_three_hops() {
 
     // The site sees an exit (127.0.i.1, i >= 1), not the client.
     let ip = String::from_utf8(fetch(&tb, DEMO_HOSTNAME, "/ip", None).await.unwrap()).unwrap();
-    assert!(
-        ip.trim().starts_with("127.0.") && ip.trim() != "127.0.0.1",
-        "{ip}"
-    );
+    assert!(ip.trim().starts_with("127.0.") && ip.trim() != "127.0.0.1", "{ip}");
 
     // An IPv4 target works too (curl --socks5 resolves locally and sends addresses).
     let page = fetch(&tb, "127.0.0.1", "/", None).await.unwrap();
@@ -86,29 +75,16 @@ async fn browse_through_three_hops() {
 
     // Streams with different SOCKS credentials never share a circuit; equal ones do.
     let before = tb.client.circuits().await;
-    fetch(&tb, DEMO_HOSTNAME, "/", Some(("alice", "x")))
-        .await
-        .unwrap();
-    fetch(&tb, DEMO_HOSTNAME, "/", Some(("bob", "x")))
-        .await
-        .unwrap();
-    fetch(&tb, DEMO_HOSTNAME, "/", Some(("alice", "x")))
-        .await
-        .unwrap();
+    fetch(&tb, DEMO_HOSTNAME, "/", Some(("alice", "x"))).await.unwrap();
+    fetch(&tb, DEMO_HOSTNAME, "/", Some(("bob", "x"))).await.unwrap();
+    fetch(&tb, DEMO_HOSTNAME, "/", Some(("alice", "x"))).await.unwrap();
     let after = tb.client.circuits().await;
-    let new: Vec<_> = after
-        .iter()
-        .filter(|c| !before.iter().any(|b| b.id == c.id))
-        .collect();
+    let new: Vec<_> = after.iter().filter(|c| !before.iter().any(|b| b.id == c.id)).collect();
     assert_eq!(new.len(), 2, "one circuit per isolation group: {new:?}");
     assert_ne!(new[0].isolation, new[1].isolation);
     let mut streams: Vec<u64> = new.iter().map(|c| c.streams).collect();
     streams.sort();
-    assert_eq!(
-        streams,
-        vec![1, 2],
-        "alice's second stream reused her circuit"
-    );
+    assert_eq!(streams, vec![1, 2], "alice's second stream reused her circuit");
     assert!(new.iter().all(|c| c.open));
 }
 
@@ -123,10 +99,7 @@ async fn failures_get_precise_socks_replies() {
 
     // A name that resolves to loopback at the exit: the default policy refuses it there.
     let refused = connect(socks, "localhost", port, None).await.unwrap_err();
-    assert!(
-        matches!(refused, SocksClientError::Reply(0x02)),
-        "{refused}"
-    );
+    assert!(matches!(refused, SocksClientError::Reply(0x02)), "{refused}");
     assert!(sum(&tb, |s| RelayStats::get(&s.exit_policy_rejects)) >= 1);
     assert_eq!(sum(&tb, |s| RelayStats::get(&s.streams_connected)), 0);
 
@@ -137,8 +110,6 @@ async fn failures_get_precise_socks_replies() {
     }
 
     // A name nobody can resolve: host unreachable.
-    let e = connect(socks, "no-such-host.invalid", 80, None)
-        .await
-        .unwrap_err();
+    let e = connect(socks, "no-such-host.invalid", 80, None).await.unwrap_err();
     assert!(matches!(e, SocksClientError::Reply(0x04)), "{e}");
 }

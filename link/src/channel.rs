@@ -12,17 +12,13 @@
 
 use onionlab_proto::cell::{CELL_LEN, Cell, CellCommand};
 use onionlab_proto::codec::DecodeError;
-use onionlab_proto::keys::{
-    IdentityBytes, KeyError, LINK_EXPORTER_LABEL, SigningKey, check_link_auth, link_auth_cell,
-};
+use onionlab_proto::keys::{IdentityBytes, KeyError, LINK_EXPORTER_LABEL, SigningKey, check_link_auth, link_auth_cell};
 use rustls::{ClientConfig, ServerConfig};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
-use tokio::io::{
-    AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf,
-};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -104,12 +100,11 @@ impl ChannelAcceptor {
         tcp.set_nodelay(true)?;
         let fut = async {
             let mut tls = self.acceptor.accept(tcp).await?;
-            let exporter: [u8; 32] =
-                tls.get_ref()
-                    .1
-                    .export_keying_material([0u8; 32], LINK_EXPORTER_LABEL, None)?;
-            tls.write_all(&link_auth_cell(&self.key, &exporter).encode())
-                .await?;
+            let exporter: [u8; 32] = tls
+                .get_ref()
+                .1
+                .export_keying_material([0u8; 32], LINK_EXPORTER_LABEL, None)?;
+            tls.write_all(&link_auth_cell(&self.key, &exporter).encode()).await?;
             tls.flush().await?;
             Ok::<_, LinkError>(tls)
         };
@@ -139,22 +134,15 @@ impl ChannelConnector {
     }
 
     /// Connects to `addr` and insists that it proves `expected`.
-    pub async fn connect(
-        &self,
-        addr: SocketAddr,
-        expected: &IdentityBytes,
-    ) -> Result<Channel, LinkError> {
+    pub async fn connect(&self, addr: SocketAddr, expected: &IdentityBytes) -> Result<Channel, LinkError> {
         let fut = async {
             let tcp = TcpStream::connect(addr).await?;
             tcp.set_nodelay(true)?;
-            let mut tls = self
-                .connector
-                .connect(crate::tls::server_name(), tcp)
-                .await?;
-            let exporter: [u8; 32] =
-                tls.get_ref()
-                    .1
-                    .export_keying_material([0u8; 32], LINK_EXPORTER_LABEL, None)?;
+            let mut tls = self.connector.connect(crate::tls::server_name(), tcp).await?;
+            let exporter: [u8; 32] = tls
+                .get_ref()
+                .1
+                .export_keying_material([0u8; 32], LINK_EXPORTER_LABEL, None)?;
             let mut buf = [0u8; CELL_LEN];
             tls.read_exact(&mut buf).await?;
             let cell = Cell::decode(&buf)?;
@@ -240,9 +228,7 @@ async fn write_loop(mut w: BufWriter<WriteHalf<Tls>>, mut rx: mpsc::Receiver<Cel
             let cell = match timeout(KEEPALIVE, rx.recv()).await {
                 Ok(Some(c)) => c,
                 Ok(None) => break,
-                Err(_) => {
-                    Cell::with_body(0, CellCommand::Padding, &[]).map_err(std::io::Error::other)?
-                }
+                Err(_) => Cell::with_body(0, CellCommand::Padding, &[]).map_err(std::io::Error::other)?,
             };
             w.write_all(&cell.encode()).await?;
             // Batch whatever else is queued into the same flush.
@@ -317,10 +303,7 @@ mod tests {
         let connector = ChannelConnector::new(crate::tls::client_config().unwrap());
         let other = fresh_signing_key().verifying_key().to_bytes();
         let err = connector.connect(addr, &other).await.unwrap_err();
-        assert!(
-            matches!(err, LinkError::Auth(KeyError::WrongIdentity { .. })),
-            "{err}"
-        );
+        assert!(matches!(err, LinkError::Auth(KeyError::WrongIdentity { .. })), "{err}");
     }
 
     #[tokio::test]

@@ -100,16 +100,8 @@ mod tests {
         let err = parse::<Sample>("# comment\nport: many\n", "sample.yaml")
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("sample.yaml") && err.contains("line 2"),
-            "{err}"
-        );
-        let err = parse::<Sample>("port: 1\nprot: 2\n", "x.yaml")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("unknown field") && err.contains("line 2"),
-            "{err}"
-        );
+        assert!(err.contains("sample.yaml") && err.contains("line 2"), "{err}");
+        let err = parse::<Sample>("port: 1\nprot: 2\n", "x.yaml").unwrap_err().to_string();
+        assert!(err.contains("unknown field") && err.contains("line 2"), "{err}");
     }
 }

@@ -46,8 +46,7 @@ pub async fn request(
 ) -> Result<(StatusCode, Bytes), HttpError> {
     let fut = async {
         let stream = TcpStream::connect(addr).await?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await?;
         let conn = tokio::spawn(conn);
         let req = Request::builder()
             .method(method)
@@ -70,11 +69,7 @@ pub async fn request(
 }
 
 /// GET `path`.
-pub async fn get(
-    addr: SocketAddr,
-    path: &str,
-    max_body: usize,
-) -> Result<(StatusCode, Bytes), HttpError> {
+pub async fn get(addr: SocketAddr, path: &str, max_body: usize) -> Result<(StatusCode, Bytes), HttpError> {
     request(addr, Method::GET, path, Bytes::new(), max_body).await
 }
 

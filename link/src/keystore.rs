@@ -49,10 +49,7 @@ fn load_or_create(
 ) -> Result<Zeroizing<[u8; 32]>, KeyStoreError> {
     match fs::read_to_string(path) {
         Ok(text) => {
-            let mode = fs::metadata(path)
-                .map_err(io_err(path))?
-                .permissions()
-                .mode();
+            let mode = fs::metadata(path).map_err(io_err(path))?.permissions().mode();
             if mode & 0o077 != 0 {
                 return Err(KeyStoreError::TooOpen(path.to_owned()));
             }
@@ -92,17 +89,13 @@ fn load_or_create(
 
 /// Loads the Ed25519 identity at `path`, creating it on first run.
 pub fn identity_key(path: &Path) -> Result<SigningKey, KeyStoreError> {
-    let seed = load_or_create(path, ED25519_HEADER, || {
-        Zeroizing::new(fresh_signing_key().to_bytes())
-    })?;
+    let seed = load_or_create(path, ED25519_HEADER, || Zeroizing::new(fresh_signing_key().to_bytes()))?;
     Ok(SigningKey::from_bytes(&seed))
 }
 
 /// Loads the x25519 onion key at `path`, creating it on first run.
 pub fn onion_key(path: &Path) -> Result<OnionSecret, KeyStoreError> {
-    let bytes = load_or_create(path, X25519_HEADER, || {
-        Zeroizing::new(fresh_x25519().to_bytes())
-    })?;
+    let bytes = load_or_create(path, X25519_HEADER, || Zeroizing::new(fresh_x25519().to_bytes()))?;
     Ok(OnionSecret::from(*bytes))
 }
 
@@ -115,23 +108,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys/identity.key");
         let k1 = identity_key(&path).unwrap();
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         let k2 = identity_key(&path).unwrap();
         assert_eq!(k1.to_bytes(), k2.to_bytes());
         // An onion-key file is not an identity.
         let onion = dir.path().join("onion.key");
         onion_key(&onion).unwrap();
-        assert!(matches!(
-            identity_key(&onion),
-            Err(KeyStoreError::Malformed(_))
-        ));
+        assert!(matches!(identity_key(&onion), Err(KeyStoreError::Malformed(_))));
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(
-            identity_key(&path),
-            Err(KeyStoreError::TooOpen(_))
-        ));
+        assert!(matches!(identity_key(&path), Err(KeyStoreError::TooOpen(_))));
     }
 }

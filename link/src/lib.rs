@@ -7,6 +7,7 @@
 //!   identity by the LINK_AUTH proof; a reader with timeouts and a batching writer task.
 //! - [`streams`]: the edge of a circuit: application TCP streams pumped into DATA cells and
 //!   back under SENDME windows (the same code at the client and at the exit).
+//! - [`registry`]: circuits by id on each link, and open links by relay identity.
 //! - [`keystore`]: long-term keys on disk, created on first run, mode 0600.
 //! - [`dirhttp`]: the small HTTP client relays and clients use to talk to authorities.
 //!
@@ -20,6 +21,7 @@ pub mod config;
 pub mod dirhttp;
 pub mod keystore;
 pub mod logging;
+pub mod registry;
 pub mod streams;
 pub mod tls;
 

@@ -182,9 +182,7 @@ impl<E: From<PumpEvent> + Send + 'static> StreamMux<E> {
                     return Ok(Vec::new());
                 };
                 let due = (0..cells).filter(|_| edge.deliver.sendme_due()).count();
-                Ok((0..due)
-                    .map(|_| RelayCell::new(id, RelayMsg::Sendme))
-                    .collect())
+                Ok((0..due).map(|_| RelayCell::new(id, RelayMsg::Sendme)).collect())
             }
         }
     }
@@ -221,8 +219,7 @@ async fn read_pump<R: AsyncRead + Unpin, E: From<PumpEvent>>(
     events: mpsc::Sender<E>,
 ) {
     loop {
-        let (Ok(sp), Ok(cp)) = (stream_permits.acquire().await, circ_permits.acquire().await)
-        else {
+        let (Ok(sp), Ok(cp)) = (stream_permits.acquire().await, circ_permits.acquire().await) else {
             return;
         };
         sp.forget();

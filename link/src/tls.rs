@@ -6,9 +6,7 @@
 //! (see `onionlab_proto::keys`), which a man in the middle cannot relay.
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{
-    CryptoProvider, WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature,
-};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme};
 use std::sync::Arc;
@@ -22,12 +20,10 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// A server configuration with a fresh self-signed certificate.
 pub fn server_config() -> Result<Arc<ServerConfig>, TlsError> {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["relay.onionlab.invalid".to_owned()])
-            .map_err(|e| TlsError::General(format!("certificate generation failed: {e}")))?;
+    let certified = rcgen::generate_simple_self_signed(vec!["relay.onionlab.invalid".to_owned()])
+        .map_err(|e| TlsError::General(format!("certificate generation failed: {e}")))?;
     let cert: CertificateDer<'static> = certified.cert.der().clone();
-    let key: PrivateKeyDer<'static> =
-        PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()).into();
+    let key: PrivateKeyDer<'static> = PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()).into();
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
@@ -54,8 +50,7 @@ pub fn client_config() -> Result<Arc<ClientConfig>, TlsError> {
 /// The server name sent in SNI; the same for every relay so it reveals nothing.
 pub fn server_name() -> ServerName<'static> {
     ServerName::DnsName(
-        rustls::pki_types::DnsName::try_from("relay.onionlab.invalid")
-            .unwrap_or_else(|_| unreachable!()),
+        rustls::pki_types::DnsName::try_from("relay.onionlab.invalid").unwrap_or_else(|_| unreachable!()),
     )
 }
 

@@ -21,10 +21,8 @@ fn handshake(
     x: OnionSecret,
     y: OnionSecret,
 ) -> (KeyMaterial, KeyMaterial) {
-    let (client, msg) =
-        ClientHandshake::start(NtorParams::ONIONLAB, id, b_pub, x).expect("32-byte identity");
-    let (reply, relay_keys) =
-        server_respond(NtorParams::ONIONLAB, id, b, &msg, y).expect("message is for this relay");
+    let (client, msg) = ClientHandshake::start(NtorParams::ONIONLAB, id, b_pub, x).expect("32-byte identity");
+    let (reply, relay_keys) = server_respond(NtorParams::ONIONLAB, id, b, &msg, y).expect("message is for this relay");
     let client_keys = client.finish(&reply).expect("reply authenticates");
     (client_keys, relay_keys)
 }
@@ -71,11 +69,7 @@ fn bench_layers(c: &mut Criterion) {
     let (mut client, _relays) = circuit(3);
     let body = [0x42u8; RELAY_BODY_LEN];
     g.bench_function("client_seal_for_hop2_of_3", |bench| {
-        bench.iter(|| {
-            client
-                .seal_for(black_box(2), black_box(&body))
-                .expect("hop 2 exists")
-        })
+        bench.iter(|| client.seal_for(black_box(2), black_box(&body)).expect("hop 2 exists"))
     });
 
     g.throughput(Throughput::Bytes(PAYLOAD_LEN as u64));
@@ -95,10 +89,7 @@ fn bench_relay_msg(c: &mut Criterion) {
     let mut g = c.benchmark_group("relay_msg");
     g.throughput(Throughput::Bytes(MAX_DATA_LEN as u64));
     let cell = RelayCell::new(1, RelayMsg::Data(vec![0xab; MAX_DATA_LEN]));
-    assert_eq!(
-        RelayCell::decode(&cell.encode().expect("fits")).expect("decodes"),
-        cell
-    );
+    assert_eq!(RelayCell::decode(&cell.encode().expect("fits")).expect("decodes"), cell);
     g.bench_function("data_full_encode_decode", |bench| {
         bench.iter(|| {
             let body = black_box(&cell).encode().expect("a full DATA cell fits");

@@ -75,11 +75,7 @@ impl std::fmt::Debug for Cell {
 
 impl Cell {
     /// A cell whose payload is `body` followed by random padding. Fails if `body` is too long.
-    pub fn with_body(
-        circ_id: CircId,
-        command: CellCommand,
-        body: &[u8],
-    ) -> Result<Self, DecodeError> {
+    pub fn with_body(circ_id: CircId, command: CellCommand, body: &[u8]) -> Result<Self, DecodeError> {
         if body.len() > PAYLOAD_LEN {
             return Err(DecodeError::TooLong {
                 field: "cell body",

@@ -102,11 +102,7 @@ impl<'a> Reader<'a> {
     pub fn bytes_u16(&mut self, max: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
         let len = usize::from(self.u16(what)?);
         if len > max {
-            return Err(DecodeError::TooLong {
-                field: what,
-                len,
-                max,
-            });
+            return Err(DecodeError::TooLong { field: what, len, max });
         }
         self.take(len, what)
     }
@@ -115,11 +111,7 @@ impl<'a> Reader<'a> {
     pub fn string_u8(&mut self, max: usize, what: &'static str) -> Result<String, DecodeError> {
         let len = usize::from(self.u8(what)?);
         if len > max {
-            return Err(DecodeError::TooLong {
-                field: what,
-                len,
-                max,
-            });
+            return Err(DecodeError::TooLong { field: what, len, max });
         }
         let raw = self.take(len, what)?;
         String::from_utf8(raw.to_vec()).map_err(|_| DecodeError::invalid(what, "not UTF-8"))
@@ -229,9 +221,6 @@ mod tests {
     #[test]
     fn length_prefix_limit_is_enforced() {
         let mut r = Reader::new(&[0, 5, 1, 2, 3, 4, 5]);
-        assert!(matches!(
-            r.bytes_u16(4, "blob"),
-            Err(DecodeError::TooLong { .. })
-        ));
+        assert!(matches!(r.bytes_u16(4, "blob"), Err(DecodeError::TooLong { .. })));
     }
 }

@@ -192,11 +192,7 @@ impl Consensus {
         let fresh_until = r.u64("fresh-until")?;
         let valid_until = r.u64("valid-until")?;
         if !(valid_after <= fresh_until && fresh_until <= valid_until) {
-            return Err(DecodeError::invalid(
-                "consensus lifetime",
-                "valid-after <= fresh-until <= valid-until",
-            )
-            .into());
+            return Err(DecodeError::invalid("consensus lifetime", "valid-after <= fresh-until <= valid-until").into());
         }
         let n = usize::from(r.u16("relay count")?);
         if n > MAX_RELAYS {
@@ -211,10 +207,7 @@ impl Consensus {
         for _ in 0..n {
             let info = RelayInfo::read(&mut r)?;
             let flags = Flags(r.u16("flags")?);
-            if relays
-                .last()
-                .is_some_and(|prev| prev.info.identity >= info.identity)
-            {
+            if relays.last().is_some_and(|prev| prev.info.identity >= info.identity) {
                 return Err(ConsensusError::Unsorted(fingerprint(&info.identity)));
             }
             relays.push(ConsensusRelay { info, flags });
@@ -307,11 +300,7 @@ impl SignedConsensus {
     }
 
     /// Accepts the consensus at time `now` if more than half of `trusted` signed it validly.
-    pub fn verify(
-        &self,
-        trusted: &[IdentityBytes],
-        now: u64,
-    ) -> Result<&Consensus, ConsensusError> {
+    pub fn verify(&self, trusted: &[IdentityBytes], now: u64) -> Result<&Consensus, ConsensusError> {
         let c = &self.consensus;
         if now + CLOCK_SKEW < c.valid_after {
             return Err(ConsensusError::NotYetValid {
@@ -444,10 +433,7 @@ mod tests {
             sc.verify(&trusted, 10),
             Err(ConsensusError::NotYetValid { .. })
         ));
-        assert!(matches!(
-            sc.verify(&trusted, 5000),
-            Err(ConsensusError::Expired { .. })
-        ));
+        assert!(matches!(sc.verify(&trusted, 5000), Err(ConsensusError::Expired { .. })));
         assert!(sc.verify(&trusted, 4000).is_ok());
     }
 

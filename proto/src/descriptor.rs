@@ -68,10 +68,7 @@ impl RelayInfo {
     pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let nickname = r.string_u8(19, "nickname")?;
         if !valid_nickname(&nickname) {
-            return Err(DecodeError::invalid(
-                "nickname",
-                "must be 1-19 letters and digits",
-            ));
+            return Err(DecodeError::invalid("nickname", "must be 1-19 letters and digits"));
         }
         let identity = r.array("identity")?;
         let onion_key = r.array("onion key")?;

@@ -90,12 +90,8 @@ impl AddrPattern {
         match *self {
             AddrPattern::Any => false,
             AddrPattern::Private => true,
-            AddrPattern::V4(n, b) => PRIVATE_V4
-                .iter()
-                .any(|(pn, pb)| b >= *pb && v4_in(n, *pn, *pb)),
-            AddrPattern::V6(n, b) => PRIVATE_V6
-                .iter()
-                .any(|(pn, pb)| b >= *pb && v6_in(n, *pn, *pb)),
+            AddrPattern::V4(n, b) => PRIVATE_V4.iter().any(|(pn, pb)| b >= *pb && v4_in(n, *pn, *pb)),
+            AddrPattern::V6(n, b) => PRIVATE_V6.iter().any(|(pn, pb)| b >= *pb && v6_in(n, *pn, *pb)),
         }
     }
 
@@ -152,8 +148,7 @@ impl FromStr for PolicyRule {
         };
         let rest = rest.trim();
         let (addr, ports) = rest.rsplit_once(':').ok_or_else(|| err("missing :PORT"))?;
-        let addr = parse_addr(addr)
-            .ok_or_else(|| err("address must be *, private, A.B.C.D[/N] or [IPv6][/N]"))?;
+        let addr = parse_addr(addr).ok_or_else(|| err("address must be *, private, A.B.C.D[/N] or [IPv6][/N]"))?;
         let (port_lo, port_hi) = if ports == "*" {
             (1, 65535)
         } else if let Some((lo, hi)) = ports.split_once('-') {

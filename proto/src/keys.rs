@@ -72,11 +72,7 @@ pub enum KeyError {
 }
 
 /// Verifies an Ed25519 signature strictly (no malleable or small-order keys).
-pub fn verify(
-    identity: &IdentityBytes,
-    message: &[u8],
-    signature: &[u8; 64],
-) -> Result<(), KeyError> {
+pub fn verify(identity: &IdentityBytes, message: &[u8], signature: &[u8; 64]) -> Result<(), KeyError> {
     let key = VerifyingKey::from_bytes(identity).map_err(|_| KeyError::BadPublicKey)?;
     key.verify_strict(message, &Signature::from_bytes(signature))
         .map_err(|_| KeyError::BadSignature)
@@ -111,11 +107,7 @@ pub fn check_link_auth(
     expected: Option<&IdentityBytes>,
 ) -> Result<IdentityBytes, KeyError> {
     if cell.command != CellCommand::LinkAuth || cell.circ_id != 0 {
-        return Err(DecodeError::invalid(
-            "link authentication",
-            "first cell is not LINK_AUTH on circuit 0",
-        )
-        .into());
+        return Err(DecodeError::invalid("link authentication", "first cell is not LINK_AUTH on circuit 0").into());
     }
     let mut r = Reader::new(&cell.payload);
     if r.u8("version")? != LINK_AUTH_VERSION {

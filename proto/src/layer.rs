@@ -234,15 +234,9 @@ mod tests {
         for i in 0..n {
             let b = fresh_x25519();
             let id = [i as u8; 32];
-            let (hs, msg) = ClientHandshake::start(
-                NtorParams::ONIONLAB,
-                &id,
-                &PublicKey::from(&b),
-                fresh_x25519(),
-            )
-            .unwrap();
-            let (reply, skm) =
-                server_respond(NtorParams::ONIONLAB, &id, &b, &msg, fresh_x25519()).unwrap();
+            let (hs, msg) =
+                ClientHandshake::start(NtorParams::ONIONLAB, &id, &PublicKey::from(&b), fresh_x25519()).unwrap();
+            let (reply, skm) = server_respond(NtorParams::ONIONLAB, &id, &b, &msg, fresh_x25519()).unwrap();
             client.push(HopKeys::from_material(&hs.finish(&reply).unwrap()));
             relays.push(RelayHop::new(HopKeys::from_material(&skm)));
         }
@@ -278,13 +272,8 @@ mod tests {
         let (mut client, mut relays) = circuit(3);
         for round in 0..5u8 {
             for target in 0..3 {
-                let p = client
-                    .seal_for(target, &body(round + target as u8))
-                    .unwrap();
-                assert_eq!(
-                    forward(&mut relays, p),
-                    Some((target, body(round + target as u8)))
-                );
+                let p = client.seal_for(target, &body(round + target as u8)).unwrap();
+                assert_eq!(forward(&mut relays, p), Some((target, body(round + target as u8))));
                 let back = backward(&mut relays, target, &body(100 + round));
                 let (hop, b) = client.open(back).unwrap();
                 assert_eq!((hop, *b), (target, body(100 + round)));

@@ -100,8 +100,7 @@ impl KeyMaterial {
 
 fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     #[allow(clippy::expect_used)]
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     for p in parts {
         mac.update(p);
     }
@@ -154,12 +153,7 @@ pub struct ClientHandshake {
 impl ClientHandshake {
     /// Starts a handshake with relay `id`/`b`, using the ephemeral secret `x` (fresh from
     /// [`crate::keys::fresh_x25519`] except in tests). Returns the state and `ID | B | X`.
-    pub fn start(
-        params: NtorParams,
-        id: &[u8],
-        b: &PublicKey,
-        x: StaticSecret,
-    ) -> Result<(Self, Vec<u8>), NtorError> {
+    pub fn start(params: NtorParams, id: &[u8], b: &PublicKey, x: StaticSecret) -> Result<(Self, Vec<u8>), NtorError> {
         if id.len() != params.id_len {
             return Err(NtorError::BadLength);
         }
@@ -286,17 +280,10 @@ mod tests {
         let b_pub = PublicKey::from(&b);
         assert_eq!(b_pub.as_bytes()[..], v["B_public"][..]);
         let (client, msg) =
-            ClientHandshake::start(NtorParams::TOR_V1, &v["ID"], &b_pub, secret(&v["x_secret"]))
-                .unwrap();
+            ClientHandshake::start(NtorParams::TOR_V1, &v["ID"], &b_pub, secret(&v["x_secret"])).unwrap();
         assert_eq!(msg, v["client_message"]);
-        let (reply, server_keys) = server_respond(
-            NtorParams::TOR_V1,
-            &v["ID"],
-            &b,
-            &msg,
-            secret(&v["y_secret"]),
-        )
-        .unwrap();
+        let (reply, server_keys) =
+            server_respond(NtorParams::TOR_V1, &v["ID"], &b, &msg, secret(&v["y_secret"])).unwrap();
         assert_eq!(reply, v["server_message"]);
         let client_keys = client.finish(&reply).unwrap();
         assert_eq!(client_keys.expand::<72>()[..], v["keys_72"][..]);
@@ -308,60 +295,23 @@ mod tests {
         let b = crate::keys::fresh_x25519();
         let b_pub = PublicKey::from(&b);
         let id = [7u8; 32];
-        let (client, msg) = ClientHandshake::start(
-            NtorParams::ONIONLAB,
-            &id,
-            &b_pub,
-            crate::keys::fresh_x25519(),
-        )
-        .unwrap();
-        let (mut reply, server_keys) = server_respond(
-            NtorParams::ONIONLAB,
-            &id,
-            &b,
-            &msg,
-            crate::keys::fresh_x25519(),
-        )
-        .unwrap();
-        let (client2, msg2) = ClientHandshake::start(
-            NtorParams::ONIONLAB,
-            &id,
-            &b_pub,
-            crate::keys::fresh_x25519(),
-        )
-        .unwrap();
-        let (reply2, _) = server_respond(
-            NtorParams::ONIONLAB,
-            &id,
-            &b,
-            &msg2,
-            crate::keys::fresh_x25519(),
-        )
-        .unwrap();
+        let (client, msg) =
+            ClientHandshake::start(NtorParams::ONIONLAB, &id, &b_pub, crate::keys::fresh_x25519()).unwrap();
+        let (mut reply, server_keys) =
+            server_respond(NtorParams::ONIONLAB, &id, &b, &msg, crate::keys::fresh_x25519()).unwrap();
+        let (client2, msg2) =
+            ClientHandshake::start(NtorParams::ONIONLAB, &id, &b_pub, crate::keys::fresh_x25519()).unwrap();
+        let (reply2, _) = server_respond(NtorParams::ONIONLAB, &id, &b, &msg2, crate::keys::fresh_x25519()).unwrap();
         assert_eq!(client2.finish(&reply2).unwrap().expand::<32>().len(), 32);
         reply[40] ^= 1;
         assert_eq!(client.finish(&reply).err(), Some(NtorError::BadAuth));
         assert_ne!(server_keys.expand::<32>()[..], [0u8; 32][..]);
         assert_eq!(
-            server_respond(
-                NtorParams::ONIONLAB,
-                &[8u8; 32],
-                &b,
-                &msg,
-                crate::keys::fresh_x25519()
-            )
-            .err(),
+            server_respond(NtorParams::ONIONLAB, &[8u8; 32], &b, &msg, crate::keys::fresh_x25519()).err(),
             Some(NtorError::WrongRelay)
         );
         assert_eq!(
-            server_respond(
-                NtorParams::ONIONLAB,
-                &id,
-                &b,
-                &msg[..50],
-                crate::keys::fresh_x25519()
-            )
-            .err(),
+            server_respond(NtorParams::ONIONLAB, &id, &b, &msg[..50], crate::keys::fresh_x25519()).err(),
             Some(NtorError::BadLength)
         );
     }
@@ -374,14 +324,7 @@ mod tests {
         msg.extend_from_slice(PublicKey::from(&b).as_bytes());
         msg.extend_from_slice(&[0u8; 32]);
         assert_eq!(
-            server_respond(
-                NtorParams::ONIONLAB,
-                &id,
-                &b,
-                &msg,
-                crate::keys::fresh_x25519()
-            )
-            .err(),
+            server_respond(NtorParams::ONIONLAB, &id, &b, &msg, crate::keys::fresh_x25519()).err(),
             Some(NtorError::NotContributory)
         );
     }

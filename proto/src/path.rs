@@ -56,8 +56,7 @@ fn subnet(ip: IpAddr) -> (bool, u32) {
 pub fn compatible(a: &ConsensusRelay, b: &ConsensusRelay, rules: PathRules) -> bool {
     a.info.identity != b.info.identity
         && !a.info.same_family(&b.info)
-        && !(rules.enforce_distinct_subnets
-            && subnet(a.info.or_addr.ip()) == subnet(b.info.or_addr.ip()))
+        && !(rules.enforce_distinct_subnets && subnet(a.info.or_addr.ip()) == subnet(b.info.or_addr.ip()))
 }
 
 /// Does `relay`'s policy let it carry a stream to `target`?
@@ -100,9 +99,7 @@ pub fn choose_guard<'a>(
         .relays
         .iter()
         .filter(|r| {
-            r.flags.contains(Flags::RUNNING)
-                && r.flags.contains(Flags::GUARD)
-                && r.flags.contains(Flags::VALID)
+            r.flags.contains(Flags::RUNNING) && r.flags.contains(Flags::GUARD) && r.flags.contains(Flags::VALID)
         })
         .collect();
     weighted_choice(&c, rng).ok_or(PathError::NoGuard)
@@ -128,8 +125,7 @@ pub fn choose_path(
     rules: PathRules,
     rng: &mut impl RandomSource,
 ) -> Result<Path, PathError> {
-    let usable =
-        |r: &&ConsensusRelay| r.flags.contains(Flags::RUNNING) && r.flags.contains(Flags::VALID);
+    let usable = |r: &&ConsensusRelay| r.flags.contains(Flags::RUNNING) && r.flags.contains(Flags::VALID);
     let exits: Vec<&ConsensusRelay> = consensus
         .relays
         .iter()
@@ -207,14 +203,7 @@ mod tests {
         };
         let guard = c.relays[0].clone();
         for _ in 0..50 {
-            let p = choose_path(
-                &c,
-                &guard,
-                Some(&web(80)),
-                PathRules::default(),
-                &mut ThreadRandom,
-            )
-            .unwrap();
+            let p = choose_path(&c, &guard, Some(&web(80)), PathRules::default(), &mut ThreadRandom).unwrap();
             assert_eq!(p.exit.info.or_addr.to_string(), "3.3.0.1:9001");
             assert_eq!(p.middle.info.or_addr.to_string(), "2.2.0.1:9001");
         }
@@ -223,35 +212,18 @@ mod tests {
         let exit_id = c2.relays[3].info.identity;
         c2.relays[2].info.family.push(exit_id);
         assert_eq!(
-            choose_path(
-                &c2,
-                &guard,
-                Some(&web(80)),
-                PathRules::default(),
-                &mut ThreadRandom
-            ),
+            choose_path(&c2, &guard, Some(&web(80)), PathRules::default(), &mut ThreadRandom),
             Err(PathError::NoMiddle)
         );
         // Test networks may turn the subnet rule off.
-        let same: Vec<_> = (1..=4)
-            .map(|i| relay(&format!("127.0.{i}.1:9001"), 10, true))
-            .collect();
+        let same: Vec<_> = (1..=4).map(|i| relay(&format!("127.0.{i}.1:9001"), 10, true)).collect();
         let c3 = Consensus {
             valid_after: 0,
             fresh_until: 1,
             valid_until: 2,
             relays: same,
         };
-        assert!(
-            choose_path(
-                &c3,
-                &c3.relays[0],
-                None,
-                PathRules::default(),
-                &mut ThreadRandom
-            )
-            .is_err()
-        );
+        assert!(choose_path(&c3, &c3.relays[0], None, PathRules::default(), &mut ThreadRandom).is_err());
         assert!(
             choose_path(
                 &c3,
@@ -285,25 +257,10 @@ mod tests {
             port: 80,
         };
         assert_eq!(
-            choose_path(
-                &c,
-                &g,
-                Some(&loopback),
-                PathRules::default(),
-                &mut ThreadRandom
-            ),
+            choose_path(&c, &g, Some(&loopback), PathRules::default(), &mut ThreadRandom),
             Err(PathError::NoExit)
         );
-        assert!(
-            choose_path(
-                &c,
-                &g,
-                Some(&web(443)),
-                PathRules::default(),
-                &mut ThreadRandom
-            )
-            .is_ok()
-        );
+        assert!(choose_path(&c, &g, Some(&web(443)), PathRules::default(), &mut ThreadRandom).is_ok());
     }
 
     #[test]
@@ -313,12 +270,7 @@ mod tests {
         let (ra, rb) = (&a, &b);
         let mut hits = 0;
         for _ in 0..2000 {
-            if weighted_choice(&[ra, rb], &mut ThreadRandom)
-                .unwrap()
-                .info
-                .identity
-                == a.info.identity
-            {
+            if weighted_choice(&[ra, rb], &mut ThreadRandom).unwrap().info.identity == a.info.identity {
                 hits += 1;
             }
         }

@@ -69,19 +69,13 @@ impl TargetHost {
 /// Checks that a hostname is plausible DNS: 1..=255 bytes of letters, digits, `-`, `_`, `.`.
 pub fn validate_hostname(host: &str) -> Result<(), DecodeError> {
     if host.is_empty() || host.len() > MAX_HOSTNAME_LEN {
-        return Err(DecodeError::invalid(
-            "hostname",
-            "empty or longer than 255 bytes",
-        ));
+        return Err(DecodeError::invalid("hostname", "empty or longer than 255 bytes"));
     }
     if !host
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
     {
-        return Err(DecodeError::invalid(
-            "hostname",
-            "characters outside [A-Za-z0-9._-]",
-        ));
+        return Err(DecodeError::invalid("hostname", "characters outside [A-Za-z0-9._-]"));
     }
     Ok(())
 }
@@ -376,21 +370,12 @@ impl RelayCell {
                     .iter()
                     .position(|&b| b == 0)
                     .ok_or(DecodeError::invalid("BEGIN", "no NUL after host:port"))?;
-                let text = std::str::from_utf8(&data[..nul])
-                    .map_err(|_| DecodeError::invalid("BEGIN", "not UTF-8"))?;
-                let (host, port) = text
-                    .rsplit_once(':')
-                    .ok_or(DecodeError::invalid("BEGIN", "no port"))?;
-                let port: u16 = port
-                    .parse()
-                    .map_err(|_| DecodeError::invalid("BEGIN", "bad port"))?;
+                let text = std::str::from_utf8(&data[..nul]).map_err(|_| DecodeError::invalid("BEGIN", "not UTF-8"))?;
+                let (host, port) = text.rsplit_once(':').ok_or(DecodeError::invalid("BEGIN", "no port"))?;
+                let port: u16 = port.parse().map_err(|_| DecodeError::invalid("BEGIN", "bad port"))?;
                 let host = TargetHost::parse(host)?;
                 r.take(nul + 1, "BEGIN")?;
-                let flags = if r.remaining() == 0 {
-                    0
-                } else {
-                    r.u32("BEGIN flags")?
-                };
+                let flags = if r.remaining() == 0 { 0 } else { r.u32("BEGIN flags")? };
                 RelayMsg::Begin {
                     target: Target { host, port },
                     flags,
@@ -418,8 +403,7 @@ impl RelayCell {
                 let name = data
                     .strip_suffix(&[0])
                     .ok_or(DecodeError::invalid("RESOLVE", "no NUL"))?;
-                let name = std::str::from_utf8(name)
-                    .map_err(|_| DecodeError::invalid("RESOLVE", "not UTF-8"))?;
+                let name = std::str::from_utf8(name).map_err(|_| DecodeError::invalid("RESOLVE", "not UTF-8"))?;
                 validate_hostname(name)?;
                 r.rest();
                 RelayMsg::Resolve(name.to_owned())
@@ -432,10 +416,9 @@ impl RelayCell {
                     let value = r.take(alen, "answer value")?;
                     let ttl = r.u32("answer ttl")?;
                     answers.push(match (kind, alen) {
-                        (4, 4) => ResolvedAnswer::Addr(
-                            Ipv4Addr::new(value[0], value[1], value[2], value[3]).into(),
-                            ttl,
-                        ),
+                        (4, 4) => {
+                            ResolvedAnswer::Addr(Ipv4Addr::new(value[0], value[1], value[2], value[3]).into(), ttl)
+                        }
                         (6, 16) => {
                             let mut o = [0u8; 16];
                             o.copy_from_slice(value);
@@ -449,10 +432,7 @@ impl RelayCell {
                         (0xF0, 0) => ResolvedAnswer::TransientError,
                         (0xF1, 0) => ResolvedAnswer::NonTransientError,
                         _ => {
-                            return Err(DecodeError::invalid(
-                                "RESOLVED",
-                                "unknown answer type or length",
-                            ));
+                            return Err(DecodeError::invalid("RESOLVED", "unknown answer type or length"));
                         }
                     });
                 }
@@ -488,14 +468,9 @@ impl RelayCell {
                     }
                 }
                 let addr = addr.ok_or(DecodeError::invalid("EXTEND2", "no address"))?;
-                let identity =
-                    identity.ok_or(DecodeError::invalid("EXTEND2", "no Ed25519 identity"))?;
+                let identity = identity.ok_or(DecodeError::invalid("EXTEND2", "no Ed25519 identity"))?;
                 let create = Create2::read(&mut r)?;
-                RelayMsg::Extend2(Extend2 {
-                    addr,
-                    identity,
-                    create,
-                })
+                RelayMsg::Extend2(Extend2 { addr, identity, create })
             }
             15 => RelayMsg::Extended2(Created2::read(&mut r)?),
             _ => return Err(DecodeError::invalid("relay command", "unknown command")),
@@ -588,8 +563,7 @@ mod tests {
                         create: Create2 { htype: 3, hdata },
                     })
                 }),
-            proptest::collection::vec(any::<u8>(), 0..100)
-                .prop_map(|hdata| RelayMsg::Extended2(Created2 { hdata })),
+            proptest::collection::vec(any::<u8>(), 0..100).prop_map(|hdata| RelayMsg::Extended2(Created2 { hdata })),
         ]
     }
 

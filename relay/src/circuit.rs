@@ -43,11 +43,7 @@ pub struct LinkEnd {
 }
 
 impl LinkEnd {
-    async fn send(
-        &self,
-        command: CellCommand,
-        payload: [u8; onionlab_proto::cell::PAYLOAD_LEN],
-    ) -> bool {
+    async fn send(&self, command: CellCommand, payload: [u8; onionlab_proto::cell::PAYLOAD_LEN]) -> bool {
         self.link
             .sender
             .send(Cell {
@@ -60,7 +56,7 @@ impl LinkEnd {
     }
 
     async fn destroy(&self, reason: DestroyReason) {
-        self.link.unregister(self.circ_id);
+        self.link.circuits.remove(self.circ_id);
         let _ = self.link.sender.send(reason.to_cell(self.circ_id)).await;
     }
 }
@@ -150,14 +146,14 @@ pub async fn run(
             }
         }
         Close::From(Side::Prev, reason) => {
-            c.prev.link.unregister(c.prev.circ_id);
+            c.prev.link.circuits.remove(c.prev.circ_id);
             if let Some(n) = &c.next {
                 n.destroy(reason).await;
             }
         }
         Close::From(Side::Next, reason) => {
             if let Some(n) = &c.next {
-                n.link.unregister(n.circ_id);
+                n.link.circuits.remove(n.circ_id);
             }
             c.prev.destroy(reason).await;
         }
@@ -179,8 +175,7 @@ impl Circuit {
                     let mut payload = cell.payload;
                     match self.hop.inbound(&mut payload) {
                         Inbound::ForUs(body) => {
-                            let msg =
-                                RelayCell::decode(&body[..]).map_err(|_| violation(&self.relay))?;
+                            let msg = RelayCell::decode(&body[..]).map_err(|_| violation(&self.relay))?;
                             self.on_message(msg).await
                         }
                         Inbound::PassOn => match &self.next {
@@ -191,10 +186,7 @@ impl Circuit {
                         },
                     }
                 }
-                CellCommand::Destroy => Err(Close::From(
-                    Side::Prev,
-                    DestroyReason::from_u8(cell.payload[0]),
-                )),
+                CellCommand::Destroy => Err(Close::From(Side::Prev, DestroyReason::from_u8(cell.payload[0]))),
                 _ => Err(violation(&self.relay)),
             },
             CircEvent::Cell(Side::Next, cell) => match cell.command {
@@ -245,7 +237,7 @@ impl Circuit {
                     side: Side::Next,
                     kill: self.kill.clone(),
                 };
-                let Some(circ_id) = link.register_outgoing(r) else {
+                let Some(circ_id) = link.circuits.allocate(r) else {
                     return self.truncated(DestroyReason::ResourceLimit).await;
                 };
                 let next = LinkEnd { link, circ_id };
@@ -253,7 +245,7 @@ impl Circuit {
                     return Err(violation(&self.relay));
                 };
                 if next.link.sender.send(create).await.is_err() {
-                    next.link.unregister(circ_id);
+                    next.link.circuits.remove(circ_id);
                     return self.truncated(DestroyReason::ChannelClosed).await;
                 }
                 self.next = Some(next);
@@ -294,9 +286,7 @@ impl Circuit {
                     || self.connecting.contains(&id)
                     || self.connecting.len() + self.mux.len() >= MAX_STREAMS_PER_CIRCUIT
                 {
-                    return self
-                        .send_back(id, RelayMsg::End(EndReason::ResourceLimit))
-                        .await;
+                    return self.send_back(id, RelayMsg::End(EndReason::ResourceLimit)).await;
                 }
                 self.connecting.insert(id);
                 let (relay, tx) = (self.relay.clone(), self.inbox_tx.clone());
@@ -316,10 +306,7 @@ impl Circuit {
                 Ok(())
             }
             RelayMsg::Data(data) => {
-                let cells = self
-                    .mux
-                    .on_data(id, data)
-                    .map_err(|_| violation(&self.relay))?;
+                let cells = self.mux.on_data(id, data).map_err(|_| violation(&self.relay))?;
                 self.send_all_back(cells).await
             }
             RelayMsg::Sendme => self.mux.on_sendme(id).map_err(|_| violation(&self.relay)),
@@ -336,10 +323,9 @@ impl Circuit {
                     .await
             }
             RelayMsg::Drop => Ok(()),
-            RelayMsg::Connected(_)
-            | RelayMsg::Extended2(_)
-            | RelayMsg::Truncated(_)
-            | RelayMsg::Resolved(_) => Err(violation(&self.relay)),
+            RelayMsg::Connected(_) | RelayMsg::Extended2(_) | RelayMsg::Truncated(_) | RelayMsg::Resolved(_) => {
+                Err(violation(&self.relay))
+            }
         }
     }
 

@@ -90,12 +90,7 @@ fn default_publish() -> u64 {
 
 impl RelayConfig {
     /// A non-exit relay configuration with defaults.
-    pub fn new(
-        nickname: &str,
-        or_listen: SocketAddr,
-        data_dir: PathBuf,
-        authorities: Vec<AuthorityEntry>,
-    ) -> Self {
+    pub fn new(nickname: &str, or_listen: SocketAddr, data_dir: PathBuf, authorities: Vec<AuthorityEntry>) -> Self {
         RelayConfig {
             nickname: nickname.into(),
             or_listen,
@@ -142,16 +137,19 @@ mod tests {
         assert!(!p.allows("127.0.0.1".parse().unwrap(), 80));
         assert!(p.allows("1.1.1.1".parse().unwrap(), 80));
         assert!(cfg.authorities[0].identity_bytes().is_err());
-        let bad =
-            onionlab_link::config::parse::<RelayConfig>("nickname: r1\nor_lisen: 1\n", "bad.yaml")
-                .unwrap_err()
-                .to_string();
+        let bad = onionlab_link::config::parse::<RelayConfig>("nickname: r1\nor_lisen: 1\n", "bad.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(bad.contains("line 2"), "{bad}");
     }
 
     #[test]
     fn contrib_example_parses() {
-        let cfg: RelayConfig = onionlab_link::config::parse(include_str!("../contrib/relay.yaml"), "relay.yaml").unwrap();
-        assert!(cfg.effective_policy().unwrap().rules.is_empty(), "a non-exit rejects everything");
+        let cfg: RelayConfig =
+            onionlab_link::config::parse(include_str!("../contrib/relay.yaml"), "relay.yaml").unwrap();
+        assert!(
+            cfg.effective_policy().unwrap().rules.is_empty(),
+            "a non-exit rejects everything"
+        );
     }
 }

@@ -75,14 +75,8 @@ pub async fn connect(relay: &Relay, target: &Target) -> Result<TcpStream, EndRea
         IpAddr::V6(_) => TcpSocket::new_v6(),
     }
     .map_err(|_| EndReason::ResourceLimit)?;
-    if let Some(bind) = relay
-        .config
-        .outbound_bind
-        .filter(|b| b.is_ipv4() == ip.is_ipv4())
-    {
-        socket
-            .bind(SocketAddr::new(bind, 0))
-            .map_err(|_| EndReason::Internal)?;
+    if let Some(bind) = relay.config.outbound_bind.filter(|b| b.is_ipv4() == ip.is_ipv4()) {
+        socket.bind(SocketAddr::new(bind, 0)).map_err(|_| EndReason::Internal)?;
     }
     match timeout(CONNECT_TIMEOUT, socket.connect(addr)).await {
         Err(_) => Err(EndReason::Timeout),
@@ -106,11 +100,7 @@ pub async fn resolve_answers(relay: &Relay, name: &str) -> Vec<ResolvedAnswer> {
         return vec![ResolvedAnswer::NonTransientError];
     }
     match resolve(relay, name).await {
-        Ok(ips) => ips
-            .into_iter()
-            .take(8)
-            .map(|ip| ResolvedAnswer::Addr(ip, 60))
-            .collect(),
+        Ok(ips) => ips.into_iter().take(8).map(|ip| ResolvedAnswer::Addr(ip, 60)).collect(),
         Err(EndReason::Timeout) => vec![ResolvedAnswer::TransientError],
         Err(_) => vec![ResolvedAnswer::NonTransientError],
     }

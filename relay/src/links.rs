@@ -10,20 +10,17 @@
 use crate::circuit::{self, CircEvent, LinkEnd, Side};
 use crate::relay::Relay;
 use crate::stats::RelayStats;
-use onionlab_link::channel::{CellReader, ChannelAcceptor, ChannelSender, LinkError};
-use onionlab_proto::cell::{
-    Cell, CellCommand, CircId, Create2, Created2, DestroyReason, HTYPE_ONIONLAB_NTOR,
-};
+use onionlab_link::channel::{CellReader, ChannelAcceptor, LinkError};
+use onionlab_link::registry::LinkHandle;
+use onionlab_proto::cell::{Cell, CellCommand, Create2, Created2, DestroyReason, HTYPE_ONIONLAB_NTOR};
 use onionlab_proto::codec::Reader;
 use onionlab_proto::keys::{IdentityBytes, fresh_x25519};
 use onionlab_proto::layer::{HopKeys, RelayHop};
 use onionlab_proto::ntor::{NtorParams, server_respond};
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
 
@@ -42,70 +39,20 @@ pub struct CircuitRef {
 }
 
 /// One link as the relay's tasks see it.
-#[derive(Clone)]
-pub struct Link {
-    /// Sends cells on the link.
-    pub sender: ChannelSender,
-    /// Circuits on this link.
-    pub circuits: Arc<Mutex<HashMap<CircId, CircuitRef>>>,
-    next_id: Arc<AtomicU32>,
-}
-
-impl Link {
-    fn new(sender: ChannelSender) -> Self {
-        Link {
-            sender,
-            circuits: Arc::default(),
-            next_id: Arc::new(AtomicU32::new(1)),
-        }
-    }
-
-    /// Registers a circuit we are creating on this link (we opened it, so ids have the top bit).
-    pub fn register_outgoing(&self, r: CircuitRef) -> Option<CircId> {
-        let mut map = self.circuits.lock().unwrap_or_else(|e| e.into_inner());
-        for _ in 0..1024 {
-            let id = 0x8000_0000 | (self.next_id.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff);
-            if id != 0x8000_0000 && !map.contains_key(&id) {
-                map.insert(id, r);
-                return Some(id);
-            }
-        }
-        None
-    }
-
-    /// Forgets a circuit.
-    pub fn unregister(&self, id: CircId) {
-        self.circuits
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
-    }
-}
+pub type Link = LinkHandle<CircuitRef>;
 
 /// Links this relay opened, by peer identity.
-#[derive(Default)]
-pub struct LinkTable {
-    links: tokio::sync::Mutex<HashMap<IdentityBytes, Link>>,
-}
+pub type LinkTable = onionlab_link::registry::LinkTable<CircuitRef>;
 
 /// Returns an open link to `identity` at `addr`, opening one if needed.
-pub async fn link_to(
-    relay: &Arc<Relay>,
-    addr: SocketAddr,
-    identity: &IdentityBytes,
-) -> Result<Link, LinkError> {
-    let mut links = relay.outbound.links.lock().await;
-    if let Some(l) = links.get(identity)
-        && !l.sender.is_closed()
-    {
-        return Ok(l.clone());
-    }
-    let channel = relay.connector.connect(addr, identity).await?;
-    let (reader, sender) = channel.split();
-    let link = Link::new(sender);
-    links.insert(*identity, link.clone());
-    tokio::spawn(read_loop(reader, link.clone(), relay.clone(), false));
-    Ok(link)
+pub async fn link_to(relay: &Arc<Relay>, addr: SocketAddr, identity: &IdentityBytes) -> Result<Link, LinkError> {
+    let r = relay.clone();
+    relay
+        .outbound
+        .get(addr, identity, move |reader, link| {
+            tokio::spawn(read_loop(reader, link, r, false));
+        })
+        .await
 }
 
 /// Accepts links until the listener fails.
@@ -156,27 +103,15 @@ async fn read_cells(mut reader: CellReader, link: Link, relay: Arc<Relay>, inbou
         match cell.command {
             CellCommand::Create2 if inbound => on_create2(cell, &link, &relay).await,
             CellCommand::Relay | CellCommand::Destroy | CellCommand::Created2 => {
-                let target = link
-                    .circuits
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&cell.circ_id)
-                    .cloned();
+                let target = link.circuits.get(cell.circ_id);
                 let Some(target) = target else { continue };
                 let circ_id = cell.circ_id;
-                if target
-                    .tx
-                    .try_send(CircEvent::Cell(target.side, cell))
-                    .is_err()
-                {
+                if target.tx.try_send(CircEvent::Cell(target.side, cell)).is_err() {
                     // Flooded beyond any window: this circuit goes, nothing else.
                     RelayStats::bump(&relay.stats.protocol_violations);
-                    link.unregister(circ_id);
+                    link.circuits.remove(circ_id);
                     target.kill.notify_one();
-                    let _ = link
-                        .sender
-                        .send(DestroyReason::ResourceLimit.to_cell(circ_id))
-                        .await;
+                    let _ = link.sender.send(DestroyReason::ResourceLimit.to_cell(circ_id)).await;
                 }
             }
             _ => {
@@ -185,25 +120,14 @@ async fn read_cells(mut reader: CellReader, link: Link, relay: Arc<Relay>, inbou
             }
         }
     }
-    let circuits: Vec<CircuitRef> = link
-        .circuits
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .drain()
-        .map(|(_, r)| r)
-        .collect();
-    for c in circuits {
+    for c in link.circuits.drain() {
         let _ = c.tx.send(CircEvent::LinkClosed(c.side)).await;
     }
 }
 
 async fn on_create2(cell: Cell, link: &Link, relay: &Arc<Relay>) {
     let circ_id = cell.circ_id;
-    let exists = link
-        .circuits
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains_key(&circ_id);
+    let exists = link.circuits.contains(circ_id);
     let handshake = Create2::read(&mut Reader::new(&cell.payload))
         .ok()
         .filter(|c| c.htype == HTYPE_ONIONLAB_NTOR && !exists && circ_id != 0)
@@ -219,10 +143,7 @@ async fn on_create2(cell: Cell, link: &Link, relay: &Arc<Relay>) {
         });
     let Some((reply, keys)) = handshake else {
         RelayStats::bump(&relay.stats.handshake_failures);
-        let _ = link
-            .sender
-            .send(DestroyReason::Protocol.to_cell(circ_id))
-            .await;
+        let _ = link.sender.send(DestroyReason::Protocol.to_cell(circ_id)).await;
         return;
     };
     let Ok(created) = (Created2 { hdata: reply }).to_cell(circ_id) else {
@@ -230,19 +151,16 @@ async fn on_create2(cell: Cell, link: &Link, relay: &Arc<Relay>) {
     };
     let (tx, rx) = mpsc::channel(CIRCUIT_INBOX);
     let kill = Arc::new(Notify::new());
-    link.circuits
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(
-            circ_id,
-            CircuitRef {
-                tx: tx.clone(),
-                side: Side::Prev,
-                kill: kill.clone(),
-            },
-        );
+    link.circuits.insert(
+        circ_id,
+        CircuitRef {
+            tx: tx.clone(),
+            side: Side::Prev,
+            kill: kill.clone(),
+        },
+    );
     if link.sender.send(created).await.is_err() {
-        link.unregister(circ_id);
+        link.circuits.remove(circ_id);
         return;
     }
     RelayStats::bump(&relay.stats.circuits_created);

@@ -30,13 +30,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config: RelayConfig = onionlab_link::config::load(&args.config)?;
     if let Some(Command::Keygen) = args.command {
-        let key =
-            onionlab_link::keystore::identity_key(&config.data_dir.join("identity_ed25519.key"))?;
+        let key = onionlab_link::keystore::identity_key(&config.data_dir.join("identity_ed25519.key"))?;
         onionlab_link::keystore::onion_key(&config.data_dir.join("onion_x25519.key"))?;
-        println!(
-            "{}",
-            onionlab_proto::keys::fingerprint(&key.verifying_key().to_bytes())
-        );
+        println!("{}", onionlab_proto::keys::fingerprint(&key.verifying_key().to_bytes()));
         return Ok(());
     }
     let mut handle = Relay::start(config).await.context("starting the relay")?;

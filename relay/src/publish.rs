@@ -48,14 +48,7 @@ pub async fn publish_once(relay: &Relay) -> bool {
     };
     let mut all_ok = true;
     for auth in &relay.config.authorities {
-        match dirhttp::post(
-            auth.address,
-            "/onionlab/v1/descriptor",
-            desc.raw.clone(),
-            4096,
-        )
-        .await
-        {
+        match dirhttp::post(auth.address, "/onionlab/v1/descriptor", desc.raw.clone(), 4096).await {
             Ok((status, _)) if status.is_success() => {
                 tracing::debug!(authority = %auth.address, "descriptor accepted")
             }

@@ -27,8 +27,6 @@ pub struct Relay {
     pub policy: ExitPolicy,
     /// The address in the descriptor.
     pub advertised: SocketAddr,
-    /// Opens links to other relays.
-    pub connector: ChannelConnector,
     /// Links this relay opened, by peer identity, for reuse.
     pub outbound: LinkTable,
     /// Counters.
@@ -107,9 +105,7 @@ impl Relay {
             onionlab_proto::keys::parse_fingerprint(f)
                 .map_err(|e| StartError::Config(format!("family member {f:?}: {e}")))?;
         }
-        let identity_key = Arc::new(keystore::identity_key(
-            &config.data_dir.join("identity_ed25519.key"),
-        )?);
+        let identity_key = Arc::new(keystore::identity_key(&config.data_dir.join("identity_ed25519.key"))?);
         let onion_secret = keystore::onion_key(&config.data_dir.join("onion_x25519.key"))?;
         let listener = TcpListener::bind(config.or_listen)
             .await
@@ -123,16 +119,14 @@ impl Relay {
         })?;
         let advertised = config.advertise.unwrap_or(or_addr);
         let identity = identity_key.verifying_key().to_bytes();
-        let acceptor =
-            ChannelAcceptor::new(onionlab_link::tls::server_config()?, identity_key.clone());
+        let acceptor = ChannelAcceptor::new(onionlab_link::tls::server_config()?, identity_key.clone());
         let relay = Arc::new(Relay {
-            connector: ChannelConnector::new(onionlab_link::tls::client_config()?),
             identity_key,
             identity,
             onion_secret,
             policy,
             advertised,
-            outbound: LinkTable::default(),
+            outbound: LinkTable::new(ChannelConnector::new(onionlab_link::tls::client_config()?)),
             stats: RelayStats::default(),
             config,
         });
@@ -140,10 +134,6 @@ impl Relay {
         tasks.spawn(links::accept_loop(listener, acceptor, relay.clone()));
         tasks.spawn(crate::publish::publish_loop(relay.clone()));
         tracing::info!(nickname = %relay.config.nickname, identity = %fingerprint(&identity), %or_addr, exit = relay.config.exit, "relay started");
-        Ok(RelayHandle {
-            relay,
-            or_addr,
-            tasks,
-        })
+        Ok(RelayHandle { relay, or_addr, tasks })
     }
 }
