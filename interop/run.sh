@@ -116,7 +116,9 @@ log "netns $NS: interfaces $(inns ip -o link show | awk -F': ' '{printf "%s ", $
 
 log "starting: onionlab testbed --large-mib $LARGE_MIB (relays $RELAYS, SOCKS $SOCKS, demo $DEMO)"
 start=$(now)
-inns "$BIN" testbed --relays "$RELAYS" --socks "$SOCKS" --demo "$DEMO" --large-mib "$LARGE_MIB" \
+# Not through the `inns` function: `$!` must be the testbed itself (`ip netns exec` execs it),
+# not a subshell, or the SIGINT below would never reach it.
+ip netns exec "$NS" "$BIN" testbed --relays "$RELAYS" --socks "$SOCKS" --demo "$DEMO" --large-mib "$LARGE_MIB" \
   >"$WORK/testbed.log" 2>&1 &
 TESTBED_PID=$!
 deadline=$((SECONDS + READY_SECS))

@@ -1,0 +1,90 @@
+//! Relays under misbehaviour: a bad peer loses its circuit, the relay keeps serving, and a
+//! closed circuit is torn down at every hop.
+
+use onionlab_client::circuit::build;
+use onionlab_client::links::GuardLinks;
+use onionlab_experiments::testbed::{Testbed, TestbedConfig};
+use onionlab_link::channel::ChannelConnector;
+use onionlab_proto::cell::{Cell, CellCommand, Create2, DestroyReason, HTYPE_ONIONLAB_NTOR};
+use onionlab_proto::keys::{OnionPublicKey, fresh_x25519};
+use onionlab_proto::ntor::{ClientHandshake, NtorParams};
+use onionlab_proto::path::{PathRules, choose_path};
+use onionlab_proto::random::ThreadRandom;
+use onionlab_relay::stats::RelayStats;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+async fn testbed() -> Testbed {
+    let mut cfg = TestbedConfig::ephemeral();
+    cfg.relays = 3;
+    cfg.large_file = 1024;
+    Testbed::start(cfg, Duration::from_secs(30)).await.unwrap()
+}
+
+fn open_circuits(tb: &Testbed) -> u64 {
+    tb.relays.iter().map(|r| r.relay.stats.circuits_open.load(Ordering::Relaxed)).sum()
+}
+
+/// Waits (bounded) until `f` holds.
+async fn eventually(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_peer_loses_its_circuit_not_the_relay() {
+    let tb = testbed().await;
+    let relay = &tb.relays[0];
+    let connector = ChannelConnector::new(onionlab_link::tls::client_config().unwrap());
+    let (mut rx, tx) = connector.connect(relay.or_addr, &relay.identity()).await.unwrap().split();
+
+    // A CREATE2 with a handshake for another relay: DESTROY(protocol) on that circuit only.
+    let bogus = Create2 { htype: HTYPE_ONIONLAB_NTOR, hdata: vec![7; 96] };
+    tx.send(bogus.to_cell(0x8000_0001).unwrap()).await.unwrap();
+    let answer = rx.next().await.unwrap().unwrap();
+    assert_eq!((answer.circ_id, answer.command), (0x8000_0001, CellCommand::Destroy));
+    assert_eq!(DestroyReason::from_u8(answer.payload[0]), DestroyReason::Protocol);
+    assert_eq!(RelayStats::get(&relay.relay.stats.handshake_failures), 1);
+
+    // The same link still creates circuits.
+    let onion = OnionPublicKey::from(relay.relay.onion_public().to_bytes());
+    let (hs, msg) = ClientHandshake::start(NtorParams::ONIONLAB, &relay.identity(), &onion, fresh_x25519()).unwrap();
+    tx.send(Create2 { htype: HTYPE_ONIONLAB_NTOR, hdata: msg }.to_cell(0x8000_0002).unwrap()).await.unwrap();
+    let created = rx.next().await.unwrap().unwrap();
+    assert_eq!(created.command, CellCommand::Created2);
+    let reply = onionlab_proto::cell::Created2::read(&mut onionlab_proto::codec::Reader::new(&created.payload)).unwrap();
+    hs.finish(&reply.hdata).unwrap();
+
+    // Garbage where a sealed relay cell belongs: it cannot open at the last hop, so the
+    // circuit is destroyed as a protocol violation.
+    tx.send(Cell::with_body(0x8000_0002, CellCommand::Relay, &[0xAA; 100]).unwrap()).await.unwrap();
+    let destroyed = rx.next().await.unwrap().unwrap();
+    assert_eq!((destroyed.circ_id, destroyed.command), (0x8000_0002, CellCommand::Destroy));
+    assert_eq!(RelayStats::get(&relay.relay.stats.protocol_violations), 1);
+
+    // And the relay still carries real traffic end to end.
+    let s = onionlab_experiments::socks_client::connect(tb.client.socks_addr, "127.0.0.1", tb.demo.addr.port(), None).await.unwrap();
+    let page = onionlab_experiments::socks_client::http_get(s, "127.0.0.1", "/", 1 << 20, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(page.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_propagates_along_the_circuit() {
+    let tb = testbed().await;
+    let consensus = tb.client.pool.consensus(Duration::from_secs(10)).await.unwrap();
+    let rules = PathRules { enforce_distinct_subnets: false };
+    let guard = consensus.relays[0].clone();
+    let path = choose_path(&consensus, &guard, None, rules, &mut ThreadRandom).unwrap();
+    let links = GuardLinks::new(ChannelConnector::new(onionlab_link::tls::client_config().unwrap()));
+    let before = open_circuits(&tb);
+    let circuit = build(&links, path, Duration::from_secs(10)).await.unwrap();
+    eventually("three hops hold the new circuit", || open_circuits(&tb) == before + 3).await;
+    // Letting go of an idle circuit sends DESTROY to the guard, which passes it on.
+    drop(circuit);
+    eventually("every hop tore the circuit down", || open_circuits(&tb) == before).await;
+}
