@@ -26,12 +26,14 @@ RELAYS=5
 ROUNDS=3
 TIMEOUT=180
 KEEP=0
+HTTP_ADDR=127.0.0.1
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --mib) MIB=$2; shift 2 ;;
         --relays) RELAYS=$2; shift 2 ;;
         --rounds) ROUNDS=$2; shift 2 ;;
         --timeout) TIMEOUT=$2; shift 2 ;;
+        --http-addr) HTTP_ADDR=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "tor_reference.sh: unknown argument $1" >&2; exit 2 ;;
@@ -95,7 +97,7 @@ mkdir -p "$WORK/www"
 head -c $((MIB * 1024 * 1024)) /dev/urandom >"$WORK/www/bulk.bin"
 echo ok >"$WORK/www/ping.txt"
 WANT_SHA=$(sha256sum "$WORK/www/bulk.bin" | cut -d' ' -f1)
-spawn "$WORK/http.log" "$PY" -m http.server "$HTTP" --bind 127.0.0.1 --directory "$WORK/www"
+spawn "$WORK/http.log" "$PY" -m http.server "$HTTP" --bind "$HTTP_ADDR" --directory "$WORK/www"
 
 # --- torrc pieces --------------------------------------------------------------------------------
 # Settings every node shares; authorities.conf (DirAuthority lines) is filled in below.
@@ -203,11 +205,11 @@ done
 
 socks_get() { # path out [max-time] -> prints "time_total size_download"
     in_ns curl -sS --fail --socks5-hostname "127.0.0.1:$SOCKS" --max-time "${3:-600}" \
-        -o "$2" -w '%{time_total} %{size_download}\n' "http://127.0.0.1:$HTTP/$1"
+        -o "$2" -w '%{time_total} %{size_download}\n' "http://$HTTP_ADDR:$HTTP/$1"
 }
 direct_get() { # path out
     in_ns curl -sS --fail --max-time 600 \
-        -o "$2" -w '%{time_total} %{size_download}\n' "http://127.0.0.1:$HTTP/$1"
+        -o "$2" -w '%{time_total} %{size_download}\n' "http://$HTTP_ADDR:$HTTP/$1"
 }
 
 bootstrapped=0
@@ -215,7 +217,7 @@ while :; do
     now=$(date +%s.%N)
     if awk -v a="$now" -v b="$T_LAUNCH" -v t="$TIMEOUT" 'BEGIN { exit !(a - b > t) }'; then break; fi
     for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || die "a started process (pid $pid) exited; see $WORK (use --keep)"; done
-    if socks_get ping.txt /dev/null 5 >/dev/null 2>&1; then bootstrapped=1; break; fi
+    if socks_get ping.txt /dev/null 3 >/dev/null 2>&1; then bootstrapped=1; break; fi
     sleep 0.5
 done
 T_READY=$(date +%s.%N)

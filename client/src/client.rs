@@ -91,6 +91,16 @@ impl Client {
             Duration::from_secs(config.circuit_build_timeout_secs),
         ));
         let mut tasks = JoinSet::new();
+        if let Some(addr) = config.metrics_listen {
+            let (listener, _) = onionlab_link::metrics::bind(addr)
+                .await
+                .map_err(|e| StartError::Config(e.to_string()))?;
+            let p = pool.clone();
+            tasks.spawn(onionlab_link::metrics::serve(
+                listener,
+                Arc::new(move || p.stats.render(&p.build_times())),
+            ));
+        }
         tasks.spawn(crate::directory::refresh_loop(config.authorities.clone(), trusted, tx));
         tasks.spawn(crate::socks::serve(
             listener,

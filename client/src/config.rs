@@ -10,6 +10,7 @@
 //! circuit_max_dirtiness_secs: 600    # new streams stop using a circuit this long after its first
 //! stream_timeout_secs: 15            # wait for CONNECTED before retrying / failing
 //! circuit_build_timeout_secs: 30
+//! metrics_listen: 127.0.0.1:9036     # Prometheus /metrics (loopback only; optional)
 //! ```
 
 pub use onionlab_link::config::AuthorityEntry;
@@ -40,6 +41,9 @@ pub struct ClientConfig {
     /// Seconds a circuit build may take.
     #[serde(default = "default_build_timeout")]
     pub circuit_build_timeout_secs: u64,
+    /// Prometheus `/metrics` address (loopback only; none by default).
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 fn default_socks() -> SocketAddr {
@@ -69,6 +73,7 @@ impl ClientConfig {
             circuit_max_dirtiness_secs: default_dirtiness(),
             stream_timeout_secs: default_stream_timeout(),
             circuit_build_timeout_secs: default_build_timeout(),
+            metrics_listen: None,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`pool`]: which circuit a stream uses (isolation by SOCKS credentials, 10-minute reuse).
 //! - [`socks`]: the SOCKS5 server: hostnames go to the exit unresolved, failures become
 //!   SOCKS reply codes, a failed stream is retried once on a fresh circuit.
+//! - [`stats`]: counters for `/metrics`.
 //! - [`client`]: start-up and the handle tests and the testbed use.
 #![forbid(unsafe_code)]
 
@@ -21,6 +22,7 @@ pub mod guard;
 pub mod links;
 pub mod pool;
 pub mod socks;
+pub mod stats;
 
 pub use client::{Client, ClientHandle};
 pub use config::ClientConfig;

@@ -11,6 +11,7 @@
 use crate::circuit::{BuildError, CircuitHandle, build};
 use crate::guard::GuardStore;
 use crate::links::GuardLinks;
+use crate::stats::ClientStats;
 use onionlab_proto::consensus::Consensus;
 use onionlab_proto::path::{PathError, PathRules, choose_path, exit_allows};
 use onionlab_proto::random::ThreadRandom;
@@ -85,6 +86,8 @@ pub struct CircuitPool {
     build_timeout: Duration,
     hash_key: u64,
     build_times: Mutex<Vec<Duration>>,
+    /// Counters for `/metrics`.
+    pub stats: ClientStats,
 }
 
 impl CircuitPool {
@@ -107,6 +110,7 @@ impl CircuitPool {
             build_timeout,
             hash_key: onionlab_proto::random::u64(),
             build_times: Mutex::new(Vec::new()),
+            stats: ClientStats::default(),
         }
     }
 
@@ -151,7 +155,14 @@ impl CircuitPool {
         let consensus = self.consensus(self.build_timeout).await?;
         let guard = self.guards.guard(&consensus)?;
         let path = choose_path(&consensus, &guard, target, self.rules, &mut ThreadRandom)?;
-        let circuit = Arc::new(build(&self.links, path, self.build_timeout).await?);
+        let circuit = match build(&self.links, path, self.build_timeout).await {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                ClientStats::bump(&self.stats.circuit_build_failures);
+                return Err(e.into());
+            }
+        };
+        ClientStats::bump(&self.stats.circuits_built);
         tracing::debug!(
             circuit = circuit.id,
             build_ms = circuit.build_time.as_secs_f64() * 1e3,

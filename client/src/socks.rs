@@ -14,6 +14,7 @@
 
 use crate::circuit::StreamError;
 use crate::pool::{CircuitPool, IsolationKey, PoolError};
+use crate::stats::ClientStats;
 use fast_socks5::server::{
     AuthMethodSuccessState, NoAuthentication, PasswordAuthentication, Socks5ServerProtocol, StandardAuthentication,
     StandardAuthenticationStarted,
@@ -45,6 +46,7 @@ pub async fn serve(listener: TcpListener, pool: Arc<CircuitPool>, stream_timeout
                 continue;
             }
         };
+        ClientStats::bump(&pool.stats.socks_connections);
         let pool = pool.clone();
         tokio::spawn(async move {
             if let Err(e) = handle(sock, &pool, stream_timeout).await {
@@ -138,6 +140,7 @@ async fn handle(sock: TcpStream, pool: &CircuitPool, stream_timeout: Duration) -
         let circuit = match pool.get(&req.isolation, Some(&req.target), attempt > 0).await {
             Ok(c) => c,
             Err(e) => {
+                ClientStats::bump(&pool.stats.stream_failures);
                 tracing::info!("no circuit for a stream: {e}");
                 req.proto.reply_error(&reply_for_pool(&e)).await?;
                 return Ok(());
@@ -145,6 +148,7 @@ async fn handle(sock: TcpStream, pool: &CircuitPool, stream_timeout: Duration) -
         };
         match circuit.begin(req.target.clone(), stream_timeout).await {
             Ok(id) => {
+                ClientStats::bump(&pool.stats.streams_opened);
                 match req.proto.reply_success("0.0.0.0:0".parse()?).await {
                     Ok(sock) => circuit.attach(id, sock).await,
                     Err(e) => {
@@ -164,6 +168,7 @@ async fn handle(sock: TcpStream, pool: &CircuitPool, stream_timeout: Duration) -
             }
         }
     }
+    ClientStats::bump(&pool.stats.stream_failures);
     let e = last.unwrap_or(StreamError::CircuitClosed);
     req.proto.reply_error(&reply_for_stream(&e)).await?;
     Ok(())

@@ -19,6 +19,7 @@ use onionlab_proto::descriptor::{DescriptorError, SignedDescriptor};
 use onionlab_proto::keys::{IdentityBytes, SigningKey, fingerprint};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -59,6 +60,16 @@ pub struct Authority {
     published: RwLock<Option<Arc<Published>>>,
     connector: ChannelConnector,
     changed: Notify,
+    counters: Counters,
+}
+
+/// Event counts for `/metrics`.
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    refused: AtomicU64,
+    unreachable: AtomicU64,
+    builds: AtomicU64,
 }
 
 /// A running authority; dropping it stops every task.
@@ -122,6 +133,7 @@ impl Authority {
             relays: Mutex::new(HashMap::new()),
             published: RwLock::new(None),
             changed: Notify::new(),
+            counters: Counters::default(),
         });
         authority.rebuild();
         let mut tasks = JoinSet::new();
@@ -142,6 +154,45 @@ impl Authority {
         self.key.verifying_key().to_bytes()
     }
 
+    /// The Prometheus page.
+    pub fn metrics(&self) -> String {
+        let known = self.relays.lock().unwrap_or_else(|e| e.into_inner()).len();
+        let listed = self.published().map_or(0, |p| p.signed.consensus.relays.len());
+        let c = &self.counters;
+        let mut e = onionlab_link::metrics::Exposition::new();
+        e.gauge(
+            "onionlab_dirauth_relays_known",
+            "Relays with a fresh descriptor.",
+            known as f64,
+        )
+        .gauge(
+            "onionlab_dirauth_relays_listed",
+            "Relays in the current consensus.",
+            listed as f64,
+        )
+        .counter(
+            "onionlab_dirauth_descriptors_accepted_total",
+            "Descriptor uploads accepted.",
+            c.accepted.load(Ordering::Relaxed),
+        )
+        .counter(
+            "onionlab_dirauth_descriptors_refused_total",
+            "Descriptor uploads refused.",
+            c.refused.load(Ordering::Relaxed),
+        )
+        .counter(
+            "onionlab_dirauth_reachability_failures_total",
+            "Failed OR-port tests.",
+            c.unreachable.load(Ordering::Relaxed),
+        )
+        .counter(
+            "onionlab_dirauth_consensus_builds_total",
+            "Consensuses built and signed.",
+            c.builds.load(Ordering::Relaxed),
+        );
+        e.finish()
+    }
+
     /// The consensus being served, if any.
     pub fn published(&self) -> Option<Arc<Published>> {
         self.published.read().ok().and_then(|p| p.clone())
@@ -150,6 +201,17 @@ impl Authority {
     /// Accepts an uploaded descriptor: verifies it, stores it and schedules a reachability
     /// test. The error text goes back to the relay.
     pub fn submit(self: &Arc<Self>, bytes: &[u8]) -> Result<(), DescriptorError> {
+        let result = self.accept(bytes);
+        let counter = if result.is_ok() {
+            &self.counters.accepted
+        } else {
+            &self.counters.refused
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    fn accept(self: &Arc<Self>, bytes: &[u8]) -> Result<(), DescriptorError> {
         let desc = SignedDescriptor::decode(bytes)?;
         desc.check_time(unix_now(), self.config.descriptor_max_age_secs, MAX_SKEW_SECS)?;
         let id = desc.descriptor.info.identity;
@@ -208,6 +270,7 @@ impl Authority {
                 rec.last_failure = None;
             }
             Err(e) => {
+                self.counters.unreachable.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(relay = %fingerprint(&id), "reachability test failed: {e}");
                 rec.reachable_since = None;
                 rec.last_failure = Some(format!("OR port unreachable: {e}"));
@@ -251,6 +314,7 @@ impl Authority {
 
     /// Builds, signs and publishes a consensus from what the authority knows now.
     pub fn rebuild(&self) {
+        self.counters.builds.fetch_add(1, Ordering::Relaxed);
         let now = unix_now();
         let cfg = &self.config;
         let (relays, excluded) = {

@@ -6,6 +6,7 @@
 //! | `GET /onionlab/v1/consensus` | the signed consensus (binary), 503 before the first one |
 //! | `GET /onionlab/v1/consensus.json` | the same for people, plus relays left out and why |
 //! | `GET /onionlab/v1/authority` | this authority's identity fingerprint |
+//! | `GET /metrics` | Prometheus counters (descriptors accepted/refused, relays listed, ...) |
 //!
 //! Requests have a header-read timeout and bodies a size limit.
 
@@ -90,6 +91,7 @@ async fn handle(req: Request<Incoming>, authority: Arc<Authority>) -> Result<Res
             }
             None => text(StatusCode::SERVICE_UNAVAILABLE, "no consensus yet\n"),
         },
+        (&Method::GET, "/metrics") => text(StatusCode::OK, authority.metrics()),
         (&Method::GET, "/onionlab/v1/authority") => {
             text(StatusCode::OK, format!("{}\n", fingerprint(&authority.identity())))
         }

@@ -26,6 +26,8 @@ use thiserror::Error;
 
 /// The demo site's name, known only to the testbed's exits.
 pub const DEMO_HOSTNAME: &str = "demo.onionlab.test";
+/// Port of each relay's `/metrics` on its own address (when relays use fixed ports).
+pub const METRICS_PORT: u16 = 9035;
 /// Most relays (one /24 of 127.0.0.0/16 each).
 pub const MAX_RELAYS: usize = 250;
 
@@ -185,6 +187,7 @@ impl Testbed {
             rc.hosts.insert("localhost".into(), IpAddr::V4(Ipv4Addr::LOCALHOST));
             rc.system_resolver = false;
             rc.outbound_bind = Some(ip);
+            rc.metrics_listen = Some(SocketAddr::new(ip, if cfg.relay_port == 0 { 0 } else { METRICS_PORT }));
             rc.contact = "testbed".into();
             relays.push(
                 Relay::start(rc)
@@ -250,6 +253,7 @@ impl Testbed {
             "onionlab testbed ready in {:.2} s\n\
              \x20 authority  http://{}/onionlab/v1/consensus.json\n\
              \x20 relays     {} ({first} .. {last}), all exits\n\
+             \x20 metrics    {}\n\
              \x20 SOCKS5     {socks}\n\
              \x20 demo site  {} (name resolved only by the exits; also http://{}/)\n\n\
              Try:\n\
@@ -260,6 +264,13 @@ impl Testbed {
             self.startup.as_secs_f64(),
             self.authority.http_addr,
             self.relays.len(),
+            self.relays
+                .first()
+                .and_then(|r| r.metrics_addr)
+                .map_or(String::new(), |a| format!(
+                    "http://{a}/metrics (one per relay), http://{}/metrics (authority)",
+                    self.authority.http_addr
+                )),
             self.demo_url("/"),
             self.demo.addr,
             self.demo_url("/"),

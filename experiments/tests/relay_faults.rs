@@ -22,7 +22,10 @@ async fn testbed() -> Testbed {
 }
 
 fn open_circuits(tb: &Testbed) -> u64 {
-    tb.relays.iter().map(|r| r.relay.stats.circuits_open.load(Ordering::Relaxed)).sum()
+    tb.relays
+        .iter()
+        .map(|r| r.relay.stats.circuits_open.load(Ordering::Relaxed))
+        .sum()
 }
 
 /// Waits (bounded) until `f` holds.
@@ -41,10 +44,17 @@ async fn a_bad_peer_loses_its_circuit_not_the_relay() {
     let tb = testbed().await;
     let relay = &tb.relays[0];
     let connector = ChannelConnector::new(onionlab_link::tls::client_config().unwrap());
-    let (mut rx, tx) = connector.connect(relay.or_addr, &relay.identity()).await.unwrap().split();
+    let (mut rx, tx) = connector
+        .connect(relay.or_addr, &relay.identity())
+        .await
+        .unwrap()
+        .split();
 
     // A CREATE2 with a handshake for another relay: DESTROY(protocol) on that circuit only.
-    let bogus = Create2 { htype: HTYPE_ONIONLAB_NTOR, hdata: vec![7; 96] };
+    let bogus = Create2 {
+        htype: HTYPE_ONIONLAB_NTOR,
+        hdata: vec![7; 96],
+    };
     tx.send(bogus.to_cell(0x8000_0001).unwrap()).await.unwrap();
     let answer = rx.next().await.unwrap().unwrap();
     assert_eq!((answer.circ_id, answer.command), (0x8000_0001, CellCommand::Destroy));
@@ -54,22 +64,41 @@ async fn a_bad_peer_loses_its_circuit_not_the_relay() {
     // The same link still creates circuits.
     let onion = OnionPublicKey::from(relay.relay.onion_public().to_bytes());
     let (hs, msg) = ClientHandshake::start(NtorParams::ONIONLAB, &relay.identity(), &onion, fresh_x25519()).unwrap();
-    tx.send(Create2 { htype: HTYPE_ONIONLAB_NTOR, hdata: msg }.to_cell(0x8000_0002).unwrap()).await.unwrap();
+    tx.send(
+        Create2 {
+            htype: HTYPE_ONIONLAB_NTOR,
+            hdata: msg,
+        }
+        .to_cell(0x8000_0002)
+        .unwrap(),
+    )
+    .await
+    .unwrap();
     let created = rx.next().await.unwrap().unwrap();
     assert_eq!(created.command, CellCommand::Created2);
-    let reply = onionlab_proto::cell::Created2::read(&mut onionlab_proto::codec::Reader::new(&created.payload)).unwrap();
+    let reply =
+        onionlab_proto::cell::Created2::read(&mut onionlab_proto::codec::Reader::new(&created.payload)).unwrap();
     hs.finish(&reply.hdata).unwrap();
 
     // Garbage where a sealed relay cell belongs: it cannot open at the last hop, so the
     // circuit is destroyed as a protocol violation.
-    tx.send(Cell::with_body(0x8000_0002, CellCommand::Relay, &[0xAA; 100]).unwrap()).await.unwrap();
+    tx.send(Cell::with_body(0x8000_0002, CellCommand::Relay, &[0xAA; 100]).unwrap())
+        .await
+        .unwrap();
     let destroyed = rx.next().await.unwrap().unwrap();
-    assert_eq!((destroyed.circ_id, destroyed.command), (0x8000_0002, CellCommand::Destroy));
+    assert_eq!(
+        (destroyed.circ_id, destroyed.command),
+        (0x8000_0002, CellCommand::Destroy)
+    );
     assert_eq!(RelayStats::get(&relay.relay.stats.protocol_violations), 1);
 
     // And the relay still carries real traffic end to end.
-    let s = onionlab_experiments::socks_client::connect(tb.client.socks_addr, "127.0.0.1", tb.demo.addr.port(), None).await.unwrap();
-    let page = onionlab_experiments::socks_client::http_get(s, "127.0.0.1", "/", 1 << 20, Duration::from_secs(30)).await.unwrap();
+    let s = onionlab_experiments::socks_client::connect(tb.client.socks_addr, "127.0.0.1", tb.demo.addr.port(), None)
+        .await
+        .unwrap();
+    let page = onionlab_experiments::socks_client::http_get(s, "127.0.0.1", "/", 1 << 20, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(page.status, 200);
 }
 
@@ -77,10 +106,15 @@ async fn a_bad_peer_loses_its_circuit_not_the_relay() {
 async fn destroy_propagates_along_the_circuit() {
     let tb = testbed().await;
     let consensus = tb.client.pool.consensus(Duration::from_secs(10)).await.unwrap();
-    let rules = PathRules { enforce_distinct_subnets: false };
+    let rules = PathRules {
+        enforce_distinct_subnets: false,
+    };
     let guard = consensus.relays[0].clone();
     let path = choose_path(&consensus, &guard, None, rules, &mut ThreadRandom).unwrap();
     let links = GuardLinks::new(ChannelConnector::new(onionlab_link::tls::client_config().unwrap()));
+    // Let the client's own first circuit settle so that only ours changes the counts.
+    eventually("the client's first circuit", || tb.client.pool.build_times().len() == 1).await;
+    eventually("its three hops", || open_circuits(&tb) == 3).await;
     let before = open_circuits(&tb);
     let circuit = build(&links, path, Duration::from_secs(10)).await.unwrap();
     eventually("three hops hold the new circuit", || open_circuits(&tb) == before + 3).await;

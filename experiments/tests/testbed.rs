@@ -86,6 +86,18 @@ async fn browse_through_three_hops() {
     streams.sort();
     assert_eq!(streams, vec![1, 2], "alice's second stream reused her circuit");
     assert!(new.iter().all(|c| c.open));
+
+    // Operators' view: every relay serves Prometheus counters, without destinations.
+    let metrics = tb.relays[0].metrics_addr.unwrap();
+    let (status, page) = onionlab_link::dirhttp::get(metrics, "/metrics", 1 << 20).await.unwrap();
+    let page = String::from_utf8(page.to_vec()).unwrap();
+    assert_eq!(status, 200);
+    assert!(page.contains("onionlab_relay_circuits_created_total"), "{page}");
+    assert!(!page.contains(DEMO_HOSTNAME) && !page.contains("127.0.0.1"));
+    let (_, auth) = onionlab_link::dirhttp::get(tb.authority.http_addr, "/metrics", 1 << 20)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&auth).contains("onionlab_dirauth_relays_listed 6"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,8 @@
 //!
 //! Two daemon comforts live here too because every daemon links this crate and they would
 //! otherwise be copied four times: [`config`] (YAML with limits and located errors) and
-//! [`logging`] (tracing setup that keeps SOCKS details out of logs).
+//! [`logging`] (tracing setup that keeps SOCKS details out of logs), and [`metrics`] (Prometheus
+//! text on a loopback port).
 #![forbid(unsafe_code)]
 
 pub mod channel;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod dirhttp;
 pub mod keystore;
 pub mod logging;
+pub mod metrics;
 pub mod registry;
 pub mod streams;
 pub mod tls;

@@ -172,6 +172,7 @@ impl Circuit {
         match ev {
             CircEvent::Cell(Side::Prev, cell) => match cell.command {
                 CellCommand::Relay => {
+                    RelayStats::bump(&self.relay.stats.cells_forward);
                     let mut payload = cell.payload;
                     match self.hop.inbound(&mut payload) {
                         Inbound::ForUs(body) => {
@@ -330,6 +331,7 @@ impl Circuit {
     }
 
     async fn to_prev(&self, payload: [u8; onionlab_proto::cell::PAYLOAD_LEN]) -> Result<(), Close> {
+        RelayStats::bump(&self.relay.stats.cells_backward);
         if self.prev.send(CellCommand::Relay, payload).await {
             Ok(())
         } else {

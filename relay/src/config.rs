@@ -15,6 +15,7 @@
 //! hosts: {}                        # names this exit resolves itself (test networks)
 //! system_resolver: true            # resolve other names with the system resolver
 //! outbound_bind: null              # source address for exit connections
+//! metrics_listen: 127.0.0.1:9035   # Prometheus /metrics (loopback only)
 //! authorities:
 //!   - address: 198.51.100.7:7000
 //!     identity: 64 hex digits
@@ -70,6 +71,9 @@ pub struct RelayConfig {
     /// where a lookup must fail at once instead of waiting for an unreachable DNS server).
     #[serde(default = "default_true")]
     pub system_resolver: bool,
+    /// Prometheus `/metrics` address (loopback only; none by default).
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
     /// Source address for exit connections (default: chosen by the OS).
     #[serde(default)]
     pub outbound_bind: Option<IpAddr>,
@@ -106,6 +110,7 @@ impl RelayConfig {
             publish_interval_secs: default_publish(),
             hosts: BTreeMap::new(),
             system_resolver: true,
+            metrics_listen: None,
             outbound_bind: None,
         }
     }

@@ -46,6 +46,8 @@ pub struct RelayHandle {
     pub relay: Arc<Relay>,
     /// Where links are accepted.
     pub or_addr: SocketAddr,
+    /// Where `/metrics` is served, if configured.
+    pub metrics_addr: Option<SocketAddr>,
     tasks: JoinSet<()>,
 }
 
@@ -130,10 +132,31 @@ impl Relay {
             stats: RelayStats::default(),
             config,
         });
+        let metrics = match relay.config.metrics_listen {
+            Some(addr) => Some(
+                onionlab_link::metrics::bind(addr)
+                    .await
+                    .map_err(|e| StartError::Config(e.to_string()))?,
+            ),
+            None => None,
+        };
         let mut tasks = JoinSet::new();
+        let metrics_addr = metrics.as_ref().map(|m| m.1);
+        if let Some((listener, _)) = metrics {
+            let r = relay.clone();
+            tasks.spawn(onionlab_link::metrics::serve(
+                listener,
+                Arc::new(move || r.stats.render()),
+            ));
+        }
         tasks.spawn(links::accept_loop(listener, acceptor, relay.clone()));
         tasks.spawn(crate::publish::publish_loop(relay.clone()));
         tracing::info!(nickname = %relay.config.nickname, identity = %fingerprint(&identity), %or_addr, exit = relay.config.exit, "relay started");
-        Ok(RelayHandle { relay, or_addr, tasks })
+        Ok(RelayHandle {
+            relay,
+            or_addr,
+            metrics_addr,
+            tasks,
+        })
     }
 }

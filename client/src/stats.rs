@@ -1,0 +1,68 @@
+//! Client counters, served as Prometheus text on `metrics_listen`. No destinations, no
+//! credentials: only how many and how long.
+
+use onionlab_link::metrics::Exposition;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Monotonic counters.
+#[derive(Debug, Default)]
+pub struct ClientStats {
+    /// SOCKS connections accepted.
+    pub socks_connections: AtomicU64,
+    /// Streams that reached CONNECTED.
+    pub streams_opened: AtomicU64,
+    /// SOCKS requests answered with a failure.
+    pub stream_failures: AtomicU64,
+    /// Circuits built.
+    pub circuits_built: AtomicU64,
+    /// Circuit builds that failed.
+    pub circuit_build_failures: AtomicU64,
+}
+
+impl ClientStats {
+    /// Adds one to `counter`.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus page; `builds` are the build times so far.
+    pub fn render(&self, builds: &[Duration]) -> String {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut sorted = builds.to_vec();
+        sorted.sort();
+        let median = sorted.get(sorted.len() / 2).map_or(0.0, Duration::as_secs_f64);
+        let mut e = Exposition::new();
+        e.counter(
+            "onionlab_client_socks_connections_total",
+            "SOCKS connections accepted.",
+            g(&self.socks_connections),
+        )
+        .counter(
+            "onionlab_client_streams_opened_total",
+            "Streams connected through a circuit.",
+            g(&self.streams_opened),
+        )
+        .counter(
+            "onionlab_client_stream_failures_total",
+            "SOCKS requests answered with an error.",
+            g(&self.stream_failures),
+        )
+        .counter(
+            "onionlab_client_circuits_built_total",
+            "Circuits built.",
+            g(&self.circuits_built),
+        )
+        .counter(
+            "onionlab_client_circuit_build_failures_total",
+            "Circuit builds that failed.",
+            g(&self.circuit_build_failures),
+        )
+        .gauge(
+            "onionlab_client_circuit_build_seconds_median",
+            "Median circuit build time.",
+            median,
+        );
+        e.finish()
+    }
+}
