@@ -18,7 +18,9 @@ async fn testbed() -> Testbed {
     let mut cfg = TestbedConfig::ephemeral();
     cfg.relays = 3;
     cfg.large_file = 1024;
-    Testbed::start(cfg, Duration::from_secs(30)).await.expect("testbed starts")
+    Testbed::start(cfg, Duration::from_secs(30))
+        .await
+        .expect("testbed starts")
 }
 
 fn open_circuits(tb: &Testbed) -> u64 {

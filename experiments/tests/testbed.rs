@@ -1,8 +1,10 @@
 //! End to end through the in-process testbed: real SOCKS, real TLS links, real circuits.
 
+use onionlab_client::{Client, ClientConfig};
 use onionlab_experiments::demo_site::content_sha256;
 use onionlab_experiments::socks_client::{SocksClientError, connect, http_get};
 use onionlab_experiments::testbed::{DEMO_HOSTNAME, Testbed, TestbedConfig};
+use onionlab_proto::keys::{fingerprint, fresh_signing_key};
 use onionlab_relay::stats::RelayStats;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -112,7 +114,8 @@ async fn failures_get_precise_socks_replies() {
     // A name that resolves to loopback at the exit: the default policy refuses it there.
     let refused = connect(socks, "localhost", port, None).await.unwrap_err();
     assert!(matches!(refused, SocksClientError::Reply(0x02)), "{refused}");
-    assert!(sum(&tb, |s| RelayStats::get(&s.exit_policy_rejects)) >= 1);
+    // Refused at two exits: the first circuit's, then a fresh one's (the retry).
+    assert_eq!(sum(&tb, |s| RelayStats::get(&s.exit_policy_rejects)), 2);
     assert_eq!(sum(&tb, |s| RelayStats::get(&s.streams_connected)), 0);
 
     // Literal loopback addresses, v4 and v6: no exit's policy allows them.
@@ -124,4 +127,70 @@ async fn failures_get_precise_socks_replies() {
     // A name nobody can resolve: host unreachable.
     let e = connect(socks, "no-such-host.invalid", 80, None).await.unwrap_err();
     assert!(matches!(e, SocksClientError::Reply(0x04)), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_rules_for_trust_reuse_and_retries() {
+    let mut cfg = TestbedConfig::ephemeral();
+    cfg.relays = 4;
+    cfg.large_file = 1024;
+    let tb = Testbed::start(cfg, Duration::from_secs(30)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let entry = |identity: String| onionlab_link::config::AuthorityEntry {
+        address: tb.authority.http_addr,
+        identity,
+    };
+    let client_cfg = |name: &str, identity: String| {
+        let mut c = ClientConfig::new(dir.path().join(name), vec![entry(identity)]);
+        c.socks_listen = "127.0.0.1:0".parse().unwrap();
+        c.enforce_distinct_subnets = false;
+        c
+    };
+
+    // A consensus not signed by the key the client trusts is refused.
+    let stranger = fingerprint(&fresh_signing_key().verifying_key().to_bytes());
+    let fooled = Client::start(client_cfg("fooled", stranger)).await.unwrap();
+    assert!(
+        !fooled.ready(Duration::from_secs(2)).await,
+        "a consensus from an untrusted key must be refused"
+    );
+
+    // Circuits stop taking new streams `circuit_max_dirtiness_secs` after their first one.
+    let mut c = client_cfg("short", fingerprint(&tb.authority.identity));
+    c.circuit_max_dirtiness_secs = 1;
+    let client = Client::start(c).await.unwrap();
+    assert!(client.ready(Duration::from_secs(10)).await);
+    let port = tb.demo.addr.port();
+    let get = |host: &'static str| async move {
+        let s = connect(client.socks_addr, host, port, None).await?;
+        http_get(s, host, "/", 1 << 20, LIMIT).await
+    };
+    get(DEMO_HOSTNAME).await.unwrap();
+    get(DEMO_HOSTNAME).await.unwrap();
+    let first = client.circuits().await;
+    assert_eq!(
+        first.iter().filter(|c| c.streams > 0).count(),
+        1,
+        "two quick streams share a circuit: {first:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    get(DEMO_HOSTNAME).await.unwrap();
+    let later = client.circuits().await;
+    assert!(
+        later
+            .iter()
+            .all(|c| !first.iter().any(|f| f.id == c.id && c.streams > 0)),
+        "the dirty circuit was retired: {later:?}"
+    );
+
+    // A refused destination is answered 0x05 and not retried; a policy refusal is retried once
+    // on a fresh circuit before the client answers 0x02.
+    let builds = client.pool.build_times().len();
+    let refused = connect(client.socks_addr, "127.0.0.1", 1, None).await.unwrap_err();
+    assert!(matches!(refused, SocksClientError::Reply(0x05)), "{refused}");
+    assert_eq!(
+        client.pool.build_times().len(),
+        builds,
+        "connection refused is not retried"
+    );
 }
