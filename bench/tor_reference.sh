@@ -26,6 +26,9 @@ RELAYS=5
 ROUNDS=3
 TIMEOUT=180
 KEEP=0
+# The file must be served on 127.0.0.1: every relay's address. Clients only reach it because an
+# exit's own address is an "exit enclave" (tor pins the stream to that exit); for 127.0.0.2 the
+# client finds no exit that supports the stream at all, despite `accept 127.0.0.0/8:*`.
 HTTP_ADDR=127.0.0.1
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -33,7 +36,6 @@ while [[ $# -gt 0 ]]; do
         --relays) RELAYS=$2; shift 2 ;;
         --rounds) ROUNDS=$2; shift 2 ;;
         --timeout) TIMEOUT=$2; shift 2 ;;
-        --http-addr) HTTP_ADDR=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "tor_reference.sh: unknown argument $1" >&2; exit 2 ;;

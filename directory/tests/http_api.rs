@@ -16,7 +16,7 @@ fn descriptor(key: &SigningKey, published: u64) -> Vec<u8> {
             identity: key.verifying_key().to_bytes(),
             onion_key: OnionPublicKey::from(&fresh_x25519()).to_bytes(),
             // Nothing listens here: the reachability test must fail.
-            or_addr: "127.0.253.1:9".parse().unwrap(),
+            or_addr: "127.0.253.1:9".parse().expect("address"),
             bandwidth: 1 << 20,
             exit_policy: ExitPolicy::default_exit(),
             family: vec![],
@@ -25,7 +25,7 @@ fn descriptor(key: &SigningKey, published: u64) -> Vec<u8> {
         contact: String::new(),
     }
     .sign(key)
-    .unwrap()
+    .expect("own key signs")
     .raw
 }
 

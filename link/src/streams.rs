@@ -135,8 +135,9 @@ impl<E: From<PumpEvent> + Send + 'static> StreamMux<E> {
                 out.push(RelayCell::new(id, RelayMsg::End(EndReason::Internal)));
             }
         }
-        // Data for a stream that just closed still counts against the circuit window.
-        if self.deliver.sendme_due() {
+        // Handed to the stream (or dropped for a stream that just closed): delivered as far
+        // as the circuit window is concerned; each stream's own window waits for its writer.
+        for _ in 0..self.deliver.on_delivered(1) {
             out.push(RelayCell::new(0, RelayMsg::Sendme));
         }
         Ok(out)
@@ -181,7 +182,7 @@ impl<E: From<PumpEvent> + Send + 'static> StreamMux<E> {
                 let Some(edge) = self.streams.get_mut(&id) else {
                     return Ok(Vec::new());
                 };
-                let due = (0..cells).filter(|_| edge.deliver.sendme_due()).count();
+                let due = edge.deliver.on_delivered(cells);
                 Ok((0..due).map(|_| RelayCell::new(id, RelayMsg::Sendme)).collect())
             }
         }
@@ -277,9 +278,9 @@ mod tests {
     use super::*;
     use tokio::io::duplex;
 
-    /// Two muxes joined back to back, as the client and exit ends of one circuit.
-    #[tokio::test]
-    async fn bytes_cross_with_windows_and_sendmes() {
+    /// Two muxes joined back to back, as the client and exit ends of one circuit; the receiving
+    /// application reads in `read_chunk` pieces, pausing `pause` between reads.
+    async fn shuttle(len: u32, read_chunk: usize, pause: Duration) -> Vec<u8> {
         let (tx_a, mut rx_a) = mpsc::channel::<PumpEvent>(64);
         let (tx_b, mut rx_b) = mpsc::channel::<PumpEvent>(64);
         let mut a = StreamMux::new(tx_a);
@@ -288,7 +289,7 @@ mod tests {
         let (app_b, mut user_b) = duplex(1 << 16);
         a.attach(1, app_a);
         b.attach(1, app_b);
-        let payload: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+        let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
         let send = payload.clone();
         let writer = tokio::spawn(async move {
             user_a.write_all(&send).await.unwrap();
@@ -297,25 +298,33 @@ mod tests {
         });
         let reader = tokio::spawn(async move {
             let mut got = Vec::new();
-            user_b.read_to_end(&mut got).await.unwrap();
-            got
+            let mut buf = vec![0u8; read_chunk];
+            loop {
+                let n = user_b.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    return got;
+                }
+                got.extend_from_slice(&buf[..n]);
+                tokio::time::sleep(pause).await;
+            }
         });
-        let mut sendmes = 0;
         let mut ended = false;
         // Shuttle cells between the two muxes until the stream ends (bounded).
         for _ in 0..200_000 {
             tokio::select! {
                 Some(ev) = rx_a.recv() => for cell in a.on_pump(ev).unwrap() {
                     match cell.msg {
-                        RelayMsg::Data(d) => for c in b.on_data(cell.stream_id, d).unwrap() { a.on_sendme(c.stream_id).unwrap(); sendmes += 1; },
+                        RelayMsg::Data(d) => for c in b.on_data(cell.stream_id, d).unwrap() {
+                            assert_eq!(c.msg, RelayMsg::Sendme, "the receiver must not give up on the stream");
+                            a.on_sendme(c.stream_id).unwrap();
+                        },
                         RelayMsg::End(_) => { b.on_end(cell.stream_id); ended = true; }
                         other => panic!("unexpected {other:?}"),
                     }
                 },
                 Some(ev) = rx_b.recv() => for cell in b.on_pump(ev).unwrap() {
                     match cell.msg {
-                        RelayMsg::Sendme => { a.on_sendme(cell.stream_id).unwrap(); sendmes += 1; }
-                        RelayMsg::End(_) => {}
+                        RelayMsg::Sendme => a.on_sendme(cell.stream_id).unwrap(),
                         other => panic!("unexpected {other:?}"),
                     }
                 },
@@ -326,13 +335,28 @@ mod tests {
             }
         }
         writer.await.unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(10), reader)
+        let got = tokio::time::timeout(Duration::from_secs(30), reader)
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(got.len(), payload.len());
-        assert!(got == payload);
-        assert!(sendmes > 0);
+        assert!(
+            got == payload,
+            "received {} of {} bytes, or different bytes",
+            got.len(),
+            payload.len()
+        );
+        got
+    }
+
+    #[tokio::test]
+    async fn bytes_cross_with_windows_and_sendmes() {
+        shuttle(2_000_000, 1 << 16, Duration::ZERO).await;
+    }
+
+    /// A slow application must slow the sender, never overflow the stream's queue.
+    #[tokio::test]
+    async fn slow_reader_holds_back_the_sender() {
+        shuttle(1_000_000, 4096, Duration::from_micros(300)).await;
     }
 
     #[tokio::test]

@@ -82,11 +82,16 @@ impl PackageWindow {
 }
 
 /// The receiving side's window.
+///
+/// Credit goes back only for cells *delivered* (written to the application, or handed on to a
+/// stream), not merely received: a slow application then stalls the sender instead of letting
+/// unwritten data pile up beyond the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeliverWindow {
     window: u32,
     start: u32,
     increment: u32,
+    delivered: u32,
 }
 
 impl DeliverWindow {
@@ -96,6 +101,7 @@ impl DeliverWindow {
             window: CIRCUIT_WINDOW_START,
             start: CIRCUIT_WINDOW_START,
             increment: CIRCUIT_WINDOW_INCREMENT,
+            delivered: 0,
         }
     }
 
@@ -105,6 +111,7 @@ impl DeliverWindow {
             window: STREAM_WINDOW_START,
             start: STREAM_WINDOW_START,
             increment: STREAM_WINDOW_INCREMENT,
+            delivered: 0,
         }
     }
 
@@ -114,15 +121,15 @@ impl DeliverWindow {
         Ok(())
     }
 
-    /// Accounts for delivered cells; returns true when a SENDME is due (and credits it).
-    /// Call once per cell delivered to the application.
-    pub fn sendme_due(&mut self) -> bool {
-        if self.window <= self.start - self.increment {
-            self.window += self.increment;
-            true
-        } else {
-            false
-        }
+    /// Accounts for `cells` received cells now delivered; returns how many SENDMEs to send
+    /// (each credits one increment). Credit never lifts the window above its start.
+    pub fn on_delivered(&mut self, cells: u32) -> u32 {
+        self.delivered = self.delivered.saturating_add(cells);
+        let room = (self.start - self.window) / self.increment;
+        let due = (self.delivered / self.increment).min(room);
+        self.delivered -= due * self.increment;
+        self.window += due * self.increment;
+        due
     }
 }
 
@@ -152,12 +159,32 @@ mod tests {
             }
             send.take().unwrap();
             recv.on_data().unwrap();
-            if recv.sendme_due() {
+            for _ in 0..recv.on_delivered(1) {
                 send.on_sendme().unwrap();
                 sendmes += 1;
             }
         }
         assert_eq!(sendmes, 10_000 / 50);
+    }
+
+    #[test]
+    fn credit_follows_delivery_not_receipt() {
+        let (mut send, mut recv) = (PackageWindow::stream(), DeliverWindow::stream());
+        for _ in 0..500 {
+            send.take().unwrap();
+            recv.on_data().unwrap();
+        }
+        // The application has written only 49 cells: no credit yet.
+        assert_eq!(recv.on_delivered(49), 0);
+        // One more makes 50: one SENDME, and the sender may send 50 more, no more.
+        assert_eq!(recv.on_delivered(1), 1);
+        send.on_sendme().unwrap();
+        for _ in 0..50 {
+            send.take().unwrap();
+            recv.on_data().unwrap();
+        }
+        assert_eq!(send.take(), Err(WindowError::Exhausted));
+        assert_eq!(recv.on_data(), Err(WindowError::Overrun));
     }
 
     #[test]
