@@ -32,7 +32,7 @@ fn descriptor(key: &SigningKey, published: u64) -> Vec<u8> {
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
+        .expect("clock after 1970")
         .as_secs()
 }
 
