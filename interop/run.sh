@@ -156,7 +156,8 @@ check_a() {
   fi
 }
 
-# 4b. /large.bin through the proxy, resolved locally (IP target) and by the exit (name target).
+# 4b. /large.bin through the proxy, resolved locally (IP target) and by the exit (name target),
+# and once more read slowly.
 check_b() {
   local expected rc=0 mode url out w code size speed secs got want
   want=$((LARGE_MIB * 1024 * 1024))
@@ -171,14 +172,21 @@ check_b() {
     "http://$DEMO/large.bin" 2>/dev/null) || w="0 0"
   log "reference: direct fetch of http://$DEMO/large.bin: $(awk -v v="${w% *}" -v t="${w#* }" \
     'BEGIN { printf "%.2f s, %.1f MB/s", t, v / 1e6 }')"
-  for mode in socks5 socks5-hostname; do
-    if [[ $mode == socks5 ]]; then url="http://$DEMO/large.bin"; else url="http://$DEMO_HOST/large.bin"; fi
+  # `slow` reads at 8 MB/s: a slow application must hold the exit back (SENDME credit only
+  # for data written out), never lose the end of the stream.
+  for mode in socks5 socks5-hostname slow; do
+    local proxy_opt=(--socks5 "$SOCKS")
+    case $mode in
+      socks5) url="http://$DEMO/large.bin" ;;
+      socks5-hostname) url="http://$DEMO_HOST/large.bin"; proxy_opt=(--socks5-hostname "$SOCKS") ;;
+      slow) url="http://$DEMO_HOST/large.bin"; proxy_opt=(--socks5-hostname "$SOCKS" --limit-rate 8M) ;;
+    esac
     out=$WORK/large.$mode
     rc=0
-    w=$(inns curl -sS --max-time 180 "--$mode" "$SOCKS" -o "$out" \
+    w=$(inns curl -sS --max-time 180 "${proxy_opt[@]}" -o "$out" \
       -w '%{http_code} %{size_download} %{speed_download} %{time_total}' "$url" 2>"$WORK/b.$mode.err") || rc=$?
     if ((rc)); then
-      fail "b/$mode" "curl --$mode $url failed (curl exit $rc: $(head -c 200 "$WORK/b.$mode.err"))"
+      fail "b/$mode" "curl ${proxy_opt[*]} $url failed (curl exit $rc: $(head -c 200 "$WORK/b.$mode.err"))"
       continue
     fi
     read -r code size speed secs <<<"$w"
