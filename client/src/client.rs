@@ -2,9 +2,9 @@
 
 use crate::config::ClientConfig;
 use crate::guard::GuardStore;
-use crate::links::GuardLinks;
 use crate::pool::{CircuitInfo, CircuitPool, IsolationKey};
 use onionlab_link::channel::ChannelConnector;
+use onionlab_link::origin::EntryLinks;
 use onionlab_proto::consensus::Consensus;
 use onionlab_proto::path::PathRules;
 use std::net::SocketAddr;
@@ -82,7 +82,7 @@ impl Client {
         let (tx, rx) = watch::channel(None);
         let pool = Arc::new(CircuitPool::new(
             rx.clone(),
-            GuardLinks::new(ChannelConnector::new(onionlab_link::tls::client_config()?)),
+            EntryLinks::new(ChannelConnector::new(onionlab_link::tls::client_config()?)),
             GuardStore::new(&config.data_dir),
             PathRules {
                 enforce_distinct_subnets: config.enforce_distinct_subnets,

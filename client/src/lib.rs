@@ -5,8 +5,7 @@
 //! - [`config`]: the YAML configuration.
 //! - [`directory`]: fetching the consensus from any authority and checking its signatures.
 //! - [`guard`]: the persisted entry guard.
-//! - [`links`]: TLS links to guards, shared by circuits.
-//! - [`circuit`]: one task per circuit: telescoping build, then streams over it.
+//! - circuits themselves (telescoping build, streams) are `onionlab_link::origin`.
 //! - [`pool`]: which circuit a stream uses (isolation by SOCKS credentials, 10-minute reuse).
 //! - [`socks`]: the SOCKS5 server: hostnames go to the exit unresolved, failures become
 //!   SOCKS reply codes, a failed stream is retried once on a fresh circuit.
@@ -14,12 +13,10 @@
 //! - [`client`]: start-up and the handle tests and the testbed use.
 #![forbid(unsafe_code)]
 
-pub mod circuit;
 pub mod client;
 pub mod config;
 pub mod directory;
 pub mod guard;
-pub mod links;
 pub mod pool;
 pub mod socks;
 pub mod stats;

@@ -8,10 +8,10 @@
 //! allows the destination. Requests in one group wait for a single build rather than each
 //! building their own.
 
-use crate::circuit::{BuildError, CircuitHandle, build};
 use crate::guard::GuardStore;
-use crate::links::GuardLinks;
 use crate::stats::ClientStats;
+use onionlab_link::origin::EntryLinks;
+use onionlab_link::origin::{BuildError, CircuitHandle, build};
 use onionlab_proto::consensus::Consensus;
 use onionlab_proto::path::{PathError, PathRules, choose_path, exit_allows};
 use onionlab_proto::random::ThreadRandom;
@@ -79,7 +79,7 @@ type Group = Arc<tokio::sync::Mutex<Vec<Arc<CircuitHandle>>>>;
 pub struct CircuitPool {
     groups: Mutex<HashMap<IsolationKey, Group>>,
     consensus: watch::Receiver<Option<Arc<Consensus>>>,
-    links: GuardLinks,
+    links: EntryLinks,
     guards: GuardStore,
     rules: PathRules,
     max_dirtiness: Duration,
@@ -94,7 +94,7 @@ impl CircuitPool {
     /// A pool building through `links`, following `consensus`.
     pub fn new(
         consensus: watch::Receiver<Option<Arc<Consensus>>>,
-        links: GuardLinks,
+        links: EntryLinks,
         guards: GuardStore,
         rules: PathRules,
         max_dirtiness: Duration,

@@ -12,7 +12,6 @@
 //!   0x05 connection refused, 0x06 TTL expired (timeout), 0x07 command not supported.
 //! - Destinations and credentials never appear in logs at `info` or above.
 
-use crate::circuit::StreamError;
 use crate::pool::{CircuitPool, IsolationKey, PoolError};
 use crate::stats::ClientStats;
 use fast_socks5::server::{
@@ -21,6 +20,7 @@ use fast_socks5::server::{
 };
 use fast_socks5::util::target_addr::TargetAddr;
 use fast_socks5::{ReplyError, Socks5Command};
+use onionlab_link::origin::StreamError;
 use onionlab_proto::path::PathError;
 use onionlab_proto::relay_msg::{EndReason, Target, TargetHost};
 use std::sync::Arc;

@@ -1,10 +1,10 @@
 //! Relays under misbehaviour: a bad peer loses its circuit, the relay keeps serving, and a
 //! closed circuit is torn down at every hop.
 
-use onionlab_client::circuit::build;
-use onionlab_client::links::GuardLinks;
 use onionlab_experiments::testbed::{Testbed, TestbedConfig};
 use onionlab_link::channel::ChannelConnector;
+use onionlab_link::origin::EntryLinks;
+use onionlab_link::origin::build;
 use onionlab_proto::cell::{Cell, CellCommand, Create2, DestroyReason, HTYPE_ONIONLAB_NTOR};
 use onionlab_proto::keys::{OnionPublicKey, fresh_x25519};
 use onionlab_proto::ntor::{ClientHandshake, NtorParams};
@@ -113,7 +113,7 @@ async fn destroy_propagates_along_the_circuit() {
     };
     let guard = consensus.relays[0].clone();
     let path = choose_path(&consensus, &guard, None, rules, &mut ThreadRandom).unwrap();
-    let links = GuardLinks::new(ChannelConnector::new(onionlab_link::tls::client_config().unwrap()));
+    let links = EntryLinks::new(ChannelConnector::new(onionlab_link::tls::client_config().unwrap()));
     // Let the client's own first circuit settle so that only ours changes the counts.
     eventually("the client's first circuit", || tb.client.pool.build_times().len() == 1).await;
     eventually("its three hops", || open_circuits(&tb) == 3).await;

@@ -8,6 +8,7 @@
 //! - [`streams`]: the edge of a circuit: application TCP streams pumped into DATA cells and
 //!   back under SENDME windows (the same code at the client and at the exit).
 //! - [`registry`]: circuits by id on each link, and open links by relay identity.
+//! - [`origin`]: circuits this process builds (the client's, the bandwidth scanner's).
 //! - [`keystore`]: long-term keys on disk, created on first run, mode 0600.
 //! - [`dirhttp`]: the small HTTP client relays and clients use to talk to authorities.
 //!
@@ -23,6 +24,7 @@ pub mod dirhttp;
 pub mod keystore;
 pub mod logging;
 pub mod metrics;
+pub mod origin;
 pub mod registry;
 pub mod streams;
 pub mod tls;

@@ -8,8 +8,8 @@
 //! to open, any protocol violation, a DESTROY or a dead link closes the circuit, and every
 //! waiting stream learns it so it can retry elsewhere.
 
-use crate::links::{GuardLink, GuardLinks};
-use onionlab_link::streams::{PumpEvent, StreamMux};
+use super::links::{EntryLink, EntryLinks};
+use crate::streams::{PumpEvent, StreamMux};
 use onionlab_proto::cell::{Cell, CellCommand, CircId, Create2, Created2, DestroyReason, HTYPE_ONIONLAB_NTOR};
 use onionlab_proto::codec::Reader;
 use onionlab_proto::consensus::ConsensusRelay;
@@ -34,9 +34,9 @@ pub const CIRCUIT_INBOX: usize = 4096;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// The guard link failed.
-    #[error("link to guard: {0}")]
-    Link(#[from] onionlab_link::LinkError),
+    /// The link to the first hop failed.
+    #[error("link to the first hop: {0}")]
+    Link(#[from] crate::LinkError),
     /// A hop answered wrongly or not at all.
     #[error("circuit build failed at hop {hop}: {reason}")]
     Hop {
@@ -154,7 +154,7 @@ impl CircuitHandle {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 struct Circuit {
-    link: GuardLink,
+    link: EntryLink,
     circ_id: CircId,
     layers: ClientLayers,
     mux: StreamMux<Ev>,
@@ -164,7 +164,7 @@ struct Circuit {
 }
 
 /// Builds a circuit along `path` within `timeout` and starts its task.
-pub async fn build(links: &GuardLinks, path: Path, timeout: Duration) -> Result<CircuitHandle, BuildError> {
+pub async fn build(links: &EntryLinks, path: Path, timeout: Duration) -> Result<CircuitHandle, BuildError> {
     let started = Instant::now();
     let link = links.get(path.guard.info.or_addr, &path.guard.info.identity).await?;
     let (tx, mut rx) = mpsc::channel(CIRCUIT_INBOX);

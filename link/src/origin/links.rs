@@ -1,34 +1,35 @@
-//! TLS links from the client to guards, shared by every circuit through that guard.
+//! Links to the first hops of the circuits this process builds, shared by every circuit
+//! through the same relay.
 //!
 //! A reader task per link hands each cell to its circuit's inbox. A circuit whose inbox is
 //! full has a peer ignoring flow control; it is destroyed, and the link stays up.
 
-use crate::circuit::Ev;
-use onionlab_link::channel::{CellReader, ChannelConnector, LinkError};
-use onionlab_link::registry::{LinkHandle, LinkTable};
+use super::circuit::Ev;
+use crate::channel::{CellReader, ChannelConnector, LinkError};
+use crate::registry::{LinkHandle, LinkTable};
 use onionlab_proto::cell::{CellCommand, DestroyReason};
 use onionlab_proto::keys::IdentityBytes;
 use std::net::SocketAddr;
 use tokio::sync::mpsc;
 
-/// One link to a guard; circuits are reached through their inboxes.
-pub type GuardLink = LinkHandle<mpsc::Sender<Ev>>;
+/// One link to a first hop; circuits are reached through their inboxes.
+pub type EntryLink = LinkHandle<mpsc::Sender<Ev>>;
 
-/// Open links by guard identity.
-pub struct GuardLinks {
+/// Open links by first-hop identity.
+pub struct EntryLinks {
     table: LinkTable<mpsc::Sender<Ev>>,
 }
 
-impl GuardLinks {
+impl EntryLinks {
     /// An empty table using `connector`.
     pub fn new(connector: ChannelConnector) -> Self {
-        GuardLinks {
+        EntryLinks {
             table: LinkTable::new(connector),
         }
     }
 
     /// The open link to `identity`, opening one if needed.
-    pub async fn get(&self, addr: SocketAddr, identity: &IdentityBytes) -> Result<GuardLink, LinkError> {
+    pub async fn get(&self, addr: SocketAddr, identity: &IdentityBytes) -> Result<EntryLink, LinkError> {
         self.table
             .get(addr, identity, |reader, link| {
                 tokio::spawn(read_loop(reader, link));
@@ -37,13 +38,13 @@ impl GuardLinks {
     }
 }
 
-async fn read_loop(mut reader: CellReader, link: GuardLink) {
+async fn read_loop(mut reader: CellReader, link: EntryLink) {
     loop {
         let cell = match reader.next().await {
             Ok(Some(c)) => c,
             Ok(None) => break,
             Err(e) => {
-                tracing::debug!("guard link closed: {e}");
+                tracing::debug!("entry link closed: {e}");
                 break;
             }
         };
@@ -51,7 +52,7 @@ async fn read_loop(mut reader: CellReader, link: GuardLink) {
             cell.command,
             CellCommand::Relay | CellCommand::Created2 | CellCommand::Destroy
         ) {
-            tracing::debug!(command = ?cell.command, "unexpected cell from guard; closing link");
+            tracing::debug!(command = ?cell.command, "unexpected cell from first hop; closing link");
             break;
         }
         let circ_id = cell.circ_id;
