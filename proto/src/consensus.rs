@@ -252,6 +252,25 @@ impl SignedConsensus {
         });
     }
 
+    /// This authority's signature over the body, to hand to the other authorities.
+    pub fn signature_by(&self, key: &SigningKey) -> AuthoritySignature {
+        let mut msg = SIGNATURE_CONTEXT.to_vec();
+        msg.extend_from_slice(&self.body);
+        AuthoritySignature { authority: key.verifying_key().to_bytes(), signature: key.sign(&msg).to_bytes() }
+    }
+
+    /// Adds another authority's signature if it is valid over this very body and not yet
+    /// present; returns whether it was added.
+    pub fn add_verified(&mut self, sig: AuthoritySignature) -> bool {
+        let mut msg = SIGNATURE_CONTEXT.to_vec();
+        msg.extend_from_slice(&self.body);
+        if self.signatures.iter().any(|s| s.authority == sig.authority) || verify(&sig.authority, &msg, &sig.signature).is_err() {
+            return false;
+        }
+        self.signatures.push(sig);
+        true
+    }
+
     /// The wire form.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Vec::with_capacity(self.body.len() + 4 + 96 * self.signatures.len());

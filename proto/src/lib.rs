@@ -14,6 +14,7 @@
 //! - [`flow`]: SENDME circuit and stream windows.
 //! - [`keys`]: relay identity (Ed25519) and onion (x25519) keys, and the link-authentication message.
 //! - [`exit_policy`], [`descriptor`], [`consensus`]: signed directory documents and what they say.
+//! - [`vote`]: one authority's signed view, and the deterministic vote → consensus rule.
 //! - [`path`]: bandwidth-weighted path selection with its distinctness rules.
 #![forbid(unsafe_code)]
 
@@ -29,3 +30,4 @@ pub mod ntor;
 pub mod path;
 pub mod random;
 pub mod relay_msg;
+pub mod vote;
