@@ -4,7 +4,7 @@
 //! |---|---|
 //! | Running | the last reachability test of the OR port (TLS + LINK_AUTH with the descriptor's identity) succeeded |
 //! | Valid | the descriptor verified and is fresh (listed relays are always Valid) |
-//! | Fast | advertised bandwidth ≥ `fast_min_bandwidth` |
+//! | Fast | weight ≥ `fast_min_bandwidth` (measured bandwidth, or advertised capped at `unmeasured_bandwidth_cap`) |
 //! | Stable | reachable for at least `stable_min_uptime_secs` |
 //! | Guard | Fast, and reachable for at least `guard_min_uptime_secs` |
 //! | Exit | the exit policy allows port 80 or 443 to some public address |
@@ -15,11 +15,12 @@ use onionlab_proto::consensus::Flags;
 use onionlab_proto::descriptor::RelayInfo;
 use onionlab_proto::keys::fingerprint;
 
-/// Flags for a relay that passed its reachability test `uptime` seconds ago (continuously).
-pub fn assign(info: &RelayInfo, uptime: u64, cfg: &AuthorityConfig) -> Flags {
+/// Flags for a relay with this `weight` (bytes/s) that has passed every reachability test for
+/// the last `uptime` seconds.
+pub fn assign(info: &RelayInfo, weight: u64, uptime: u64, cfg: &AuthorityConfig) -> Flags {
     let mut f = Flags::RUNNING;
     f.insert(Flags::VALID);
-    let fast = info.bandwidth >= cfg.fast_min_bandwidth;
+    let fast = weight >= cfg.fast_min_bandwidth;
     if fast {
         f.insert(Flags::FAST);
     }
@@ -59,14 +60,14 @@ mod tests {
     #[test]
     fn flags_follow_the_documented_rules() {
         let mut cfg = AuthorityConfig::new("127.0.0.1:0".parse().unwrap(), "/tmp".into());
-        let slow_new = assign(&info(10, ExitPolicy::reject_all()), 0, &cfg);
+        let slow_new = assign(&info(10, ExitPolicy::reject_all()), 10, 0, &cfg);
         assert_eq!(slow_new.names(), vec!["Running", "Valid"]);
-        let fast_old_exit = assign(&info(1 << 20, ExitPolicy::default_exit()), 7200, &cfg);
+        let fast_old_exit = assign(&info(1 << 20, ExitPolicy::default_exit()), 1 << 20, 7200, &cfg);
         assert_eq!(
             fast_old_exit.names(),
             vec!["Running", "Valid", "Fast", "Stable", "Guard", "Exit"]
         );
         cfg.bad_exits.push(fingerprint(&[1; 32]));
-        assert!(assign(&info(1 << 20, ExitPolicy::default_exit()), 0, &cfg).contains(Flags::BAD_EXIT));
+        assert!(assign(&info(1 << 20, ExitPolicy::default_exit()), 1 << 20, 0, &cfg).contains(Flags::BAD_EXIT));
     }
 }

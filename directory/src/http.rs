@@ -6,6 +6,9 @@
 //! | `GET /onionlab/v1/consensus` | the signed consensus (binary), 503 before the first one |
 //! | `GET /onionlab/v1/consensus.json` | the same for people, plus relays left out and why |
 //! | `GET /onionlab/v1/authority` | this authority's identity fingerprint |
+//! | `GET /onionlab/v1/vote/{period}` | this authority's signed vote for that period (for the other authorities) |
+//! | `GET /onionlab/v1/signature/{period}` | its signature over its consensus for that period (identity, then signature) |
+//! | `GET /onionlab/v1/bwfile/{bytes}` | bytes to download through a relay (the bandwidth scanner) |
 //! | `GET /metrics` | Prometheus counters (descriptors accepted/refused, relays listed, ...) |
 //!
 //! Requests have a header-read timeout and bodies a size limit.
@@ -92,6 +95,32 @@ async fn handle(req: Request<Incoming>, authority: Arc<Authority>) -> Result<Res
             None => text(StatusCode::SERVICE_UNAVAILABLE, "no consensus yet\n"),
         },
         (&Method::GET, "/metrics") => text(StatusCode::OK, authority.metrics()),
+        (&Method::GET, path) if path.starts_with("/onionlab/v1/vote/") => {
+            match path["/onionlab/v1/vote/".len()..]
+                .parse::<u64>()
+                .ok()
+                .and_then(|p| authority.vote(p))
+            {
+                Some(v) => text(StatusCode::OK, v),
+                None => text(StatusCode::NOT_FOUND, "no vote for that period\n"),
+            }
+        }
+        (&Method::GET, path) if path.starts_with("/onionlab/v1/signature/") => {
+            match path["/onionlab/v1/signature/".len()..]
+                .parse::<u64>()
+                .ok()
+                .and_then(|p| authority.signature(p))
+            {
+                Some(s) => text(StatusCode::OK, [&s.authority[..], &s.signature[..]].concat()),
+                None => text(StatusCode::NOT_FOUND, "no signature for that period yet\n"),
+            }
+        }
+        (&Method::GET, path) if path.starts_with("/onionlab/v1/bwfile/") => {
+            match path["/onionlab/v1/bwfile/".len()..].parse::<u64>() {
+                Ok(n) if n <= crate::scanner::MAX_BWFILE => text(StatusCode::OK, vec![0u8; n as usize]),
+                _ => text(StatusCode::BAD_REQUEST, "size must be at most 64 MiB\n"),
+            }
+        }
         (&Method::GET, "/onionlab/v1/authority") => {
             text(StatusCode::OK, format!("{}\n", fingerprint(&authority.identity())))
         }
@@ -110,8 +139,15 @@ fn relay_json(info: &RelayInfo) -> serde_json::Value {
     })
 }
 
-/// The human view of a consensus: relays with flag names, and those left out with the reason.
-pub fn json_view(signed: &SignedConsensus, excluded: &[(RelayInfo, String)], authority: &IdentityBytes) -> Vec<u8> {
+/// The human view of a consensus: relays with flag names, relays this authority left out and
+/// why, suspicious clusters, and whose votes made it.
+pub fn json_view(
+    signed: &SignedConsensus,
+    excluded: &[(RelayInfo, String)],
+    clusters: &[(String, usize)],
+    votes_from: &[IdentityBytes],
+    authority: &IdentityBytes,
+) -> Vec<u8> {
     let c = &signed.consensus;
     let relays: Vec<_> = c
         .relays
@@ -136,6 +172,8 @@ pub fn json_view(signed: &SignedConsensus, excluded: &[(RelayInfo, String)], aut
         "valid_until": c.valid_until,
         "signed_by": signed.signatures.iter().map(|s| fingerprint(&s.authority)).collect::<Vec<_>>(),
         "served_by": fingerprint(authority),
+        "votes_from": votes_from.iter().map(fingerprint).collect::<Vec<_>>(),
+        "suspicious_clusters": clusters.iter().map(|(p, n)| json!({"prefix": p, "new_relays": n})).collect::<Vec<_>>(),
         "relays": relays,
         "excluded": left_out,
     });

@@ -4,17 +4,23 @@
 //! its OR port with the identity it claims, assigns flags, and publishes a signed consensus:
 //! - [`config`]: the YAML configuration.
 //! - [`flags`]: the rules that turn what the authority knows into relay flags.
-//! - [`authority`]: the authority's state, the reachability tests and the consensus schedule.
-//! - [`http`]: the HTTP API (upload descriptors, fetch the consensus, JSON view).
+//! - [`authority`]: the authority's state: descriptors, reachability tests, its vote.
+//! - [`voting`]: the schedule on which authorities exchange votes and signatures.
+//! - [`sybil`]: the per-address cap and cluster alerts.
+//! - [`scanner`]: bandwidth measurement through circuits.
+//! - [`http`]: the HTTP API (descriptors, consensus, votes, signatures, JSON view, metrics).
 //!
-//! One authority signs alone here; the consensus format already carries a list of
-//! signatures, and clients require a majority of the authorities they trust.
+//! Several authorities vote; the consensus carries each one's signature, and clients require
+//! valid signatures from more than half of the authorities they trust.
 #![forbid(unsafe_code)]
 
 pub mod authority;
 pub mod config;
 pub mod flags;
 pub mod http;
+pub mod scanner;
+pub mod sybil;
+pub mod voting;
 
 pub use authority::{Authority, AuthorityHandle};
 pub use config::AuthorityConfig;

@@ -25,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config: AuthorityConfig = onionlab_link::config::load(&args.config)?;
     if args.print_fingerprint {
-        let key = onionlab_link::keystore::identity_key(&config.data_dir.join("authority_identity.key"))?;
+        let key = onionlab_link::keystore::identity_key(&onionlab_directory::authority::key_path(&config.data_dir))?;
         println!("{}", onionlab_proto::keys::fingerprint(&key.verifying_key().to_bytes()));
         return Ok(());
     }

@@ -28,9 +28,15 @@ enum Command {
         /// Demo site address.
         #[arg(long, default_value = "127.0.0.1:8000")]
         demo: SocketAddr,
-        /// Directory authority HTTP address.
+        /// First directory authority's HTTP address (the k-th is on 127.0.254.k, same port).
         #[arg(long, default_value = "127.0.254.1:7000")]
         authority: SocketAddr,
+        /// Number of voting directory authorities (1..=9).
+        #[arg(long, default_value_t = 3)]
+        authorities: usize,
+        /// Extra relays run by one adversary, all on 127.0.200.1 (the authorities list at most 2).
+        #[arg(long, default_value_t = 0)]
+        sybil_relays: usize,
         /// Relays' OR port (0 picks free ports).
         #[arg(long, default_value_t = 9001)]
         relay_port: u16,
@@ -72,6 +78,8 @@ async fn main() -> anyhow::Result<()> {
             large_mib,
             data_dir,
             default_exit_policy,
+            authorities,
+            sybil_relays,
         } => {
             let cfg = TestbedConfig {
                 relays,
@@ -82,6 +90,9 @@ async fn main() -> anyhow::Result<()> {
                 large_file: large_mib * 1024 * 1024,
                 data_dir,
                 default_exit_policy,
+                authorities,
+                sybil_relays,
+                ..TestbedConfig::default()
             };
             let testbed = Testbed::start(cfg, Duration::from_secs(20)).await?;
             println!("{}", testbed.banner());

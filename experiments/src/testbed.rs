@@ -1,10 +1,10 @@
 //! The local testbed: a whole onion network on loopback, in one process.
 //!
-//! One directory authority, N relays (each on its own address 127.0.i.1, all exits), the SOCKS
-//! client and the demo site, started from the same libraries the daemons use. Like Tor's
+//! Three voting directory authorities (127.0.254.k), N relays (each on its own address
+//! 127.0.i.1, all exits), optional Sybil relays of one adversary (all on 127.0.200.1), the
+//! SOCKS client and the demo site, started from the same libraries the daemons use. Like Tor's
 //! test networks (chutney, `TestingTorNetwork`), it trades realism for speed where that is
-//! safe on one machine: the authority rebuilds the consensus as soon as a relay passes its
-//! reachability test and gives Guard at once, the client does not require distinct /16s
+//! safe on one machine: the authorities vote every second and give Guard at once, the client does not require distinct /16s
 //! (every relay is in 127.0/16), and exits opt in to loopback destinations with
 //! `accept 127.0.0.0/8:*` ahead of `reject private:*`. The exits resolve the demo site's name
 //! (`demo.onionlab.test`) themselves; nothing else knows it, which shows that hostnames
@@ -26,6 +26,8 @@ use thiserror::Error;
 
 /// The demo site's name, known only to the testbed's exits.
 pub const DEMO_HOSTNAME: &str = "demo.onionlab.test";
+/// The address all Sybil relays share.
+pub const SYBIL_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 200, 1);
 /// Port of each relay's `/metrics` on its own address (when relays use fixed ports).
 pub const METRICS_PORT: u16 = 9035;
 /// Most relays (one /24 of 127.0.0.0/16 each).
@@ -51,6 +53,12 @@ pub struct TestbedConfig {
     /// Give exits the default policy (reject private destinations, loopback included)
     /// instead of the testbed's loopback opt-in.
     pub default_exit_policy: bool,
+    /// Number of directory authorities (they vote; clients need a majority's signatures).
+    pub authorities: usize,
+    /// Extra relays run by one adversary, all on [`SYBIL_IP`].
+    pub sybil_relays: usize,
+    /// Bandwidth the Sybil relays advertise (bytes/s).
+    pub sybil_bandwidth: u64,
 }
 
 impl Default for TestbedConfig {
@@ -64,6 +72,9 @@ impl Default for TestbedConfig {
             large_file: 64 * 1024 * 1024,
             data_dir: None,
             default_exit_policy: false,
+            authorities: 3,
+            sybil_relays: 0,
+            sybil_bandwidth: 10 * 1024 * 1024,
         }
     }
 }
@@ -74,6 +85,7 @@ impl TestbedConfig {
         TestbedConfig {
             relay_port: 0,
             authority: SocketAddr::from(([127, 0, 254, 1], 0)),
+            sybil_relays: 0,
             socks: SocketAddr::from(([127, 0, 0, 1], 0)),
             demo: SocketAddr::from(([127, 0, 0, 1], 0)),
             ..Self::default()
@@ -110,8 +122,8 @@ fn start_err(what: impl Into<String>, error: impl std::fmt::Display) -> TestbedE
 
 /// A running testbed; dropping it stops everything.
 pub struct Testbed {
-    /// The directory authority.
-    pub authority: AuthorityHandle,
+    /// The directory authorities.
+    pub authorities: Vec<AuthorityHandle>,
     /// The relays.
     pub relays: Vec<RelayHandle>,
     /// The SOCKS client.
@@ -153,27 +165,65 @@ impl Testbed {
             .await
             .map_err(|e| start_err(format!("demo site on {}", cfg.demo), e))?;
 
-        let mut acfg = AuthorityConfig::new(cfg.authority, root.join("authority"));
-        acfg.nickname = "testbedauth".into();
-        acfg.consensus_interval_secs = 60;
-        acfg.reachability_interval_secs = 30;
-        acfg.guard_min_uptime_secs = 0;
-        acfg.stable_min_uptime_secs = 0;
-        let authority = Authority::start(acfg).await.map_err(|e| start_err("authority", e))?;
-        let auth_entry = AuthorityEntry {
-            address: authority.http_addr,
-            identity: fingerprint(&authority.identity),
-        };
-
-        let mut relays = Vec::with_capacity(cfg.relays);
-        for i in 1..=cfg.relays {
-            let ip = relay_ip(i);
-            let mut rc = RelayConfig::new(
-                &format!("relay{i}"),
-                SocketAddr::new(ip, cfg.relay_port),
-                root.join(format!("relay{i}")),
-                vec![auth_entry.clone()],
+        if cfg.authorities == 0 || cfg.authorities > 9 {
+            return Err(TestbedError::Config("authorities must be between 1 and 9".into()));
+        }
+        // Bind every authority first: each one's configuration lists them all.
+        let mut listeners = Vec::new();
+        let mut entries = Vec::new();
+        for k in 0..cfg.authorities {
+            let addr = SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::new(127, 0, 254, 1 + k as u8)),
+                cfg.authority.port(),
             );
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| start_err(format!("authority on {addr}"), e))?;
+            let bound = listener.local_addr().map_err(|e| start_err("authority address", e))?;
+            let dir = root.join(format!("authority{}", k + 1));
+            let key = onionlab_link::keystore::identity_key(&onionlab_directory::authority::key_path(&dir))
+                .map_err(|e| start_err("authority key", e))?;
+            entries.push(AuthorityEntry {
+                address: bound,
+                identity: fingerprint(&key.verifying_key().to_bytes()),
+            });
+            listeners.push((listener, bound, dir));
+        }
+        let mut authorities = Vec::new();
+        for (k, (listener, bound, dir)) in listeners.into_iter().enumerate() {
+            let mut acfg = AuthorityConfig::new(bound, dir);
+            acfg.nickname = format!("testbedauth{}", k + 1);
+            acfg.authorities = entries.clone();
+            acfg.consensus_interval_secs = 1;
+            acfg.vote_delay_ms = 300;
+            acfg.signature_delay_ms = 600;
+            acfg.reachability_interval_secs = 30;
+            acfg.guard_min_uptime_secs = 0;
+            acfg.stable_min_uptime_secs = 0;
+            acfg.measure_bytes = 512 * 1024;
+            acfg.measure_interval_secs = 600;
+            authorities.push(
+                Authority::start_on(listener, acfg)
+                    .await
+                    .map_err(|e| start_err(format!("authority {}", k + 1), e))?,
+            );
+        }
+
+        let mut relays = Vec::with_capacity(cfg.relays + cfg.sybil_relays);
+        for i in 1..=cfg.relays + cfg.sybil_relays {
+            let sybil = i > cfg.relays;
+            let ip = if sybil { IpAddr::V4(SYBIL_IP) } else { relay_ip(i) };
+            let port = if sybil && cfg.relay_port != 0 {
+                cfg.relay_port + (i - cfg.relays) as u16
+            } else {
+                cfg.relay_port
+            };
+            let name = if sybil {
+                format!("sybil{}", i - cfg.relays)
+            } else {
+                format!("relay{i}")
+            };
+            let mut rc = RelayConfig::new(&name, SocketAddr::new(ip, port), root.join(&name), entries.clone());
             rc.exit = true;
             if !cfg.default_exit_policy {
                 rc.exit_policy_reject_private = false;
@@ -183,43 +233,57 @@ impl Testbed {
                     "accept *:*".into(),
                 ];
             }
+            if sybil {
+                rc.bandwidth = cfg.sybil_bandwidth;
+            }
             rc.hosts.insert(DEMO_HOSTNAME.into(), demo.addr.ip());
             rc.hosts.insert("localhost".into(), IpAddr::V4(Ipv4Addr::LOCALHOST));
             rc.system_resolver = false;
             rc.outbound_bind = Some(ip);
-            rc.metrics_listen = Some(SocketAddr::new(ip, if cfg.relay_port == 0 { 0 } else { METRICS_PORT }));
+            let metrics_port = if cfg.relay_port == 0 || sybil { 0 } else { METRICS_PORT };
+            rc.metrics_listen = Some(SocketAddr::new(ip, metrics_port));
             rc.contact = "testbed".into();
             relays.push(
                 Relay::start(rc)
                     .await
-                    .map_err(|e| start_err(format!("relay {i} on {ip}"), e))?,
+                    .map_err(|e| start_err(format!("{name} on {ip}"), e))?,
             );
         }
 
-        // Wait for the authority to list every relay before the client looks.
+        // Wait until every authority serves a consensus listing every honest relay (and as many
+        // Sybils as the per-address cap lets through) before the client looks.
+        let expected = cfg.relays
+            + cfg
+                .sybil_relays
+                .min(AuthorityConfig::new(cfg.authority, root.clone()).max_relays_per_ip);
         let deadline = started + ready_within;
         loop {
-            let listed = authority.authority.published().map_or(0, |p| {
-                p.signed
-                    .consensus
-                    .relays
-                    .iter()
-                    .filter(|r| r.flags.contains(Flags::RUNNING))
-                    .count()
-            });
-            if listed == cfg.relays {
+            let listed: Vec<usize> = authorities
+                .iter()
+                .map(|a| {
+                    a.authority.published().map_or(0, |p| {
+                        p.signed
+                            .consensus
+                            .relays
+                            .iter()
+                            .filter(|r| r.flags.contains(Flags::RUNNING))
+                            .count()
+                    })
+                })
+                .collect();
+            if listed.iter().all(|n| *n == expected) {
                 break;
             }
             if Instant::now() > deadline {
                 return Err(TestbedError::NotReady(
                     ready_within,
-                    format!("the authority lists {listed} of {} relays", cfg.relays),
+                    format!("the authorities list {listed:?} of {expected} relays"),
                 ));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
 
-        let mut ccfg = ClientConfig::new(root.join("client"), vec![auth_entry]);
+        let mut ccfg = ClientConfig::new(root.join("client"), entries);
         ccfg.socks_listen = cfg.socks;
         ccfg.enforce_distinct_subnets = false;
         let client = Client::start(ccfg).await.map_err(|e| start_err("client", e))?;
@@ -230,13 +294,18 @@ impl Testbed {
             ));
         }
         Ok(Testbed {
-            authority,
+            authorities,
             relays,
             client,
             demo,
             startup: started.elapsed(),
             _tempdir: tempdir,
         })
+    }
+
+    /// The first authority (every authority serves the same consensus).
+    pub fn authority(&self) -> &AuthorityHandle {
+        &self.authorities[0]
     }
 
     /// The demo site's URL through the exit-only hostname.
@@ -251,7 +320,7 @@ impl Testbed {
         let last = self.relays.last().map(|r| r.or_addr.to_string()).unwrap_or_default();
         format!(
             "onionlab testbed ready in {:.2} s\n\
-             \x20 authority  http://{}/onionlab/v1/consensus.json\n\
+             \x20 authority  http://{}/onionlab/v1/consensus.json ({} voting)\n\
              \x20 relays     {} ({first} .. {last}), all exits\n\
              \x20 metrics    {}\n\
              \x20 SOCKS5     {socks}\n\
@@ -262,14 +331,15 @@ impl Testbed {
              \x20 chromium --proxy-server=socks5://{socks} --proxy-bypass-list='<-loopback>' {}\n\n\
              Press Ctrl-C to stop.",
             self.startup.as_secs_f64(),
-            self.authority.http_addr,
+            self.authority().http_addr,
+            self.authorities.len(),
             self.relays.len(),
             self.relays
                 .first()
                 .and_then(|r| r.metrics_addr)
                 .map_or(String::new(), |a| format!(
                     "http://{a}/metrics (one per relay), http://{}/metrics (authority)",
-                    self.authority.http_addr
+                    self.authority().http_addr
                 )),
             self.demo_url("/"),
             self.demo.addr,

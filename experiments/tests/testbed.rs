@@ -96,7 +96,7 @@ async fn browse_through_three_hops() {
     assert_eq!(status, 200);
     assert!(page.contains("onionlab_relay_circuits_created_total"), "{page}");
     assert!(!page.contains(DEMO_HOSTNAME) && !page.contains("127.0.0.1"));
-    let (_, auth) = onionlab_link::dirhttp::get(tb.authority.http_addr, "/metrics", 1 << 20)
+    let (_, auth) = onionlab_link::dirhttp::get(tb.authority().http_addr, "/metrics", 1 << 20)
         .await
         .unwrap();
     assert!(String::from_utf8_lossy(&auth).contains("onionlab_dirauth_relays_listed 6"));
@@ -137,7 +137,7 @@ async fn client_rules_for_trust_reuse_and_retries() {
     let tb = Testbed::start(cfg, Duration::from_secs(30)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let entry = |identity: String| onionlab_link::config::AuthorityEntry {
-        address: tb.authority.http_addr,
+        address: tb.authority().http_addr,
         identity,
     };
     let client_cfg = |name: &str, identity: String| {
@@ -156,7 +156,7 @@ async fn client_rules_for_trust_reuse_and_retries() {
     );
 
     // Circuits stop taking new streams `circuit_max_dirtiness_secs` after their first one.
-    let mut c = client_cfg("short", fingerprint(&tb.authority.identity));
+    let mut c = client_cfg("short", fingerprint(&tb.authority().identity));
     c.circuit_max_dirtiness_secs = 1;
     let client = Client::start(c).await.unwrap();
     assert!(client.ready(Duration::from_secs(10)).await);

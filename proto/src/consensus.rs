@@ -256,7 +256,10 @@ impl SignedConsensus {
     pub fn signature_by(&self, key: &SigningKey) -> AuthoritySignature {
         let mut msg = SIGNATURE_CONTEXT.to_vec();
         msg.extend_from_slice(&self.body);
-        AuthoritySignature { authority: key.verifying_key().to_bytes(), signature: key.sign(&msg).to_bytes() }
+        AuthoritySignature {
+            authority: key.verifying_key().to_bytes(),
+            signature: key.sign(&msg).to_bytes(),
+        }
     }
 
     /// Adds another authority's signature if it is valid over this very body and not yet
@@ -264,7 +267,9 @@ impl SignedConsensus {
     pub fn add_verified(&mut self, sig: AuthoritySignature) -> bool {
         let mut msg = SIGNATURE_CONTEXT.to_vec();
         msg.extend_from_slice(&self.body);
-        if self.signatures.iter().any(|s| s.authority == sig.authority) || verify(&sig.authority, &msg, &sig.signature).is_err() {
+        if self.signatures.iter().any(|s| s.authority == sig.authority)
+            || verify(&sig.authority, &msg, &sig.signature).is_err()
+        {
             return false;
         }
         self.signatures.push(sig);

@@ -116,7 +116,12 @@ impl Vote {
         let valid_after = r.u64("valid-after")?;
         let n = r.u32("relay count")? as usize;
         if n > crate::consensus::MAX_RELAYS {
-            return Err(DecodeError::TooLong { field: "vote relays", len: n, max: crate::consensus::MAX_RELAYS }.into());
+            return Err(DecodeError::TooLong {
+                field: "vote relays",
+                len: n,
+                max: crate::consensus::MAX_RELAYS,
+            }
+            .into());
         }
         let mut relays: Vec<VoteRelay> = Vec::with_capacity(n);
         for _ in 0..n {
@@ -131,7 +136,12 @@ impl Vote {
             if relays.last().is_some_and(|p| p.info.identity >= info.identity) {
                 return Err(DecodeError::invalid("vote relays", "out of order or repeated").into());
             }
-            relays.push(VoteRelay { info, published, flags, measured });
+            relays.push(VoteRelay {
+                info,
+                published,
+                flags,
+                measured,
+            });
         }
         r.finish()?;
         let mut msg = SIGNATURE_CONTEXT.to_vec();
@@ -139,7 +149,11 @@ impl Vote {
         let mut s = [0u8; 64];
         s.copy_from_slice(sig);
         verify(&authority, &msg, &s)?;
-        Ok(Vote { authority, valid_after, relays })
+        Ok(Vote {
+            authority,
+            valid_after,
+            relays,
+        })
     }
 }
 
@@ -204,7 +218,12 @@ pub fn compute_consensus(votes: &[Vote], p: ConsensusParams) -> Consensus {
         };
         relays.push(ConsensusRelay { info, flags });
     }
-    Consensus { valid_after: p.valid_after, fresh_until: p.valid_after + p.fresh_for, valid_until: p.valid_after + p.valid_for, relays }
+    Consensus {
+        valid_after: p.valid_after,
+        fresh_until: p.valid_after + p.fresh_for,
+        valid_until: p.valid_after + p.valid_for,
+        relays,
+    }
 }
 
 #[cfg(test)]
@@ -214,22 +233,42 @@ mod tests {
     use crate::keys::fresh_signing_key;
     use proptest::prelude::*;
 
-    const P: ConsensusParams = ConsensusParams { valid_after: 1000, fresh_for: 60, valid_for: 180, unmeasured_cap: 50_000 };
+    const P: ConsensusParams = ConsensusParams {
+        valid_after: 1000,
+        fresh_for: 60,
+        valid_for: 180,
+        unmeasured_cap: 50_000,
+    };
 
     fn relay(key: &SigningKey, bw: u64, flags: u16, measured: Option<u64>) -> VoteRelay {
         let mut info = sample(key, 9001).info;
         info.bandwidth = bw;
-        VoteRelay { info, published: 500, flags: Flags(flags), measured }
+        VoteRelay {
+            info,
+            published: 500,
+            flags: Flags(flags),
+            measured,
+        }
     }
 
     fn vote(auth: &SigningKey, relays: Vec<VoteRelay>) -> Vote {
-        Vote { authority: auth.verifying_key().to_bytes(), valid_after: 1000, relays }
+        Vote {
+            authority: auth.verifying_key().to_bytes(),
+            valid_after: 1000,
+            relays,
+        }
     }
 
     #[test]
     fn votes_round_trip_and_forgeries_fail() {
         let auth = fresh_signing_key();
-        let v = vote(&auth, vec![relay(&fresh_signing_key(), 1, 3, Some(9)), relay(&fresh_signing_key(), 2, 1, None)]);
+        let v = vote(
+            &auth,
+            vec![
+                relay(&fresh_signing_key(), 1, 3, Some(9)),
+                relay(&fresh_signing_key(), 2, 1, None),
+            ],
+        );
         let raw = v.sign(&auth);
         let mut back = Vote::decode(&raw).unwrap();
         back.relays.sort_by_key(|r| r.info.identity);
@@ -249,9 +288,22 @@ mod tests {
         let auths: Vec<_> = (0..3).map(|_| fresh_signing_key()).collect();
         let (a, b, liar) = (fresh_signing_key(), fresh_signing_key(), fresh_signing_key());
         let votes = vec![
-            vote(&auths[0], vec![relay(&a, 100, 0b11, Some(70)), relay(&b, 100, 1, None), relay(&liar, 1 << 40, 1, Some(10))]),
-            vote(&auths[1], vec![relay(&a, 100, 0b01, Some(80)), relay(&liar, 1 << 40, 1, Some(12))]),
-            vote(&auths[2], vec![relay(&a, 100, 0b11, Some(90)), relay(&liar, 1 << 40, 1, None)]),
+            vote(
+                &auths[0],
+                vec![
+                    relay(&a, 100, 0b11, Some(70)),
+                    relay(&b, 100, 1, None),
+                    relay(&liar, 1 << 40, 1, Some(10)),
+                ],
+            ),
+            vote(
+                &auths[1],
+                vec![relay(&a, 100, 0b01, Some(80)), relay(&liar, 1 << 40, 1, Some(12))],
+            ),
+            vote(
+                &auths[2],
+                vec![relay(&a, 100, 0b11, Some(90)), relay(&liar, 1 << 40, 1, None)],
+            ),
         ];
         let c = compute_consensus(&votes, P);
         // b is known to one authority of three: left out.
@@ -260,7 +312,10 @@ mod tests {
         assert_eq!(ra.flags, Flags(0b11), "2 of 3 votes set the second flag");
         assert_eq!(ra.info.bandwidth, 80, "median of measurements");
         let rl = c.relay(&liar.verifying_key().to_bytes()).unwrap();
-        assert_eq!(rl.info.bandwidth, 10, "a liar gets what was measured (lower median), not what it claims");
+        assert_eq!(
+            rl.info.bandwidth, 10,
+            "a liar gets what was measured (lower median), not what it claims"
+        );
         // The same votes in any order give the same bytes.
         let mut shuffled = votes.clone();
         shuffled.reverse();

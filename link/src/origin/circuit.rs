@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use thiserror::Error;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Inbox size of a circuit task: above what the windows allow in flight.
@@ -64,6 +64,12 @@ pub enum StreamError {
     Timeout,
 }
 
+/// The application's end of a stream: a SOCKS client's socket, or an in-process pipe.
+pub trait AppIo: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> AppIo for T {}
+/// A boxed [`AppIo`].
+pub type AppStream = Box<dyn AppIo>;
+
 /// What a circuit task reacts to.
 // Cells are most events; boxing them would cost an allocation per cell.
 #[allow(clippy::large_enum_variant)]
@@ -77,7 +83,7 @@ pub enum Ev {
     /// Open a stream.
     Begin(Target, oneshot::Sender<Result<StreamId, StreamError>>),
     /// Start pumping a connected stream's socket.
-    Attach(StreamId, TcpStream),
+    Attach(StreamId, AppStream),
     /// The application gave up on a stream before it was attached.
     Abandon(StreamId),
 }
@@ -141,8 +147,8 @@ impl CircuitHandle {
     }
 
     /// Hands the application socket of a connected stream to the circuit.
-    pub async fn attach(&self, id: StreamId, sock: TcpStream) {
-        let _ = self.tx.send(Ev::Attach(id, sock)).await;
+    pub async fn attach(&self, id: StreamId, sock: impl AsyncRead + AsyncWrite + Send + Unpin + 'static) {
+        let _ = self.tx.send(Ev::Attach(id, Box::new(sock))).await;
     }
 
     /// Tells the exit to drop a stream the application abandoned.
