@@ -436,7 +436,6 @@ impl Authority {
                     let info = &r.desc.descriptor.info;
                     sybil::Candidate {
                         ip: info.or_addr.ip(),
-                        measured: measured.get(&info.identity).map_or(0, |m| m.0),
                         reachable_since: *since,
                         identity: info.identity,
                     }

@@ -1,9 +1,10 @@
 //! Defences against one operator posing as many relays (Sybils).
 //!
 //! - **Per-address cap**: at most `max_relays_per_ip` relays per IP address are voted for;
-//!   the ones kept are those with the highest *measured* bandwidth, then the longest
-//!   reachable, then the smallest identity (an attacker controls what it advertises, not what
-//!   is measured or how long it has been up).
+//!   the ones kept are those reachable the longest (in whole minutes), then the smallest
+//!   identity. Not what a relay advertises (the attacker controls that), and not this
+//!   authority's own measurements either: those differ between authorities, and the cap must
+//!   pick the same relays everywhere or the majority rule drops them all.
 //! - **Cluster alerts**: many relays from one /24 appearing within a short window are logged
 //!   and listed in the JSON view, for a human to judge.
 //!
@@ -18,8 +19,6 @@ use std::net::IpAddr;
 pub struct Candidate {
     /// Its address.
     pub ip: IpAddr,
-    /// Measured bandwidth (0 if unmeasured).
-    pub measured: u64,
     /// Unix time since which it is reachable.
     pub reachable_since: u64,
     /// Its identity (the final tie-break).
@@ -36,9 +35,8 @@ pub fn cap_per_ip(candidates: &[Candidate], max_per_ip: usize) -> Vec<bool> {
     for (_, mut idx) in by_ip {
         idx.sort_by(|&a, &b| {
             let (x, y) = (&candidates[a], &candidates[b]);
-            y.measured
-                .cmp(&x.measured)
-                .then(x.reachable_since.cmp(&y.reachable_since))
+            (x.reachable_since / 60)
+                .cmp(&(y.reachable_since / 60))
                 .then(x.identity.cmp(&y.identity))
         });
         for i in idx.into_iter().take(max_per_ip) {
@@ -80,26 +78,26 @@ pub fn clusters(first_seen: &[(IpAddr, u64)], now: u64, window: u64, size: usize
 mod tests {
     use super::*;
 
-    fn c(ip: &str, measured: u64, since: u64, id: u8) -> Candidate {
+    fn c(ip: &str, since: u64, id: u8) -> Candidate {
         Candidate {
             ip: ip.parse().unwrap(),
-            measured,
             reachable_since: since,
             identity: [id; 32],
         }
     }
 
     #[test]
-    fn at_most_two_per_address_preferring_measured_then_old() {
+    fn at_most_two_per_address_preferring_old_then_small_identities() {
         let cands = vec![
-            c("10.0.0.1", 0, 10, 1),
-            c("10.0.0.1", 500, 50, 2),
-            c("10.0.0.1", 0, 5, 3),
-            c("10.0.0.1", 0, 20, 4),
-            c("10.0.0.2", 0, 99, 5),
+            c("10.0.0.1", 600, 1),
+            c("10.0.0.1", 650, 2),
+            c("10.0.0.1", 10, 3),
+            c("10.0.0.1", 700, 4),
+            c("10.0.0.2", 9999, 5),
         ];
-        assert_eq!(cap_per_ip(&cands, 2), vec![false, true, true, false, true]);
-        let six: Vec<_> = (0..6).map(|i| c("10.9.9.9", 0, 100, i)).collect();
+        // 3 is older by minutes; 1, 2 and 4 share a minute, and 1 has the smallest identity.
+        assert_eq!(cap_per_ip(&cands, 2), vec![true, false, true, false, true]);
+        let six: Vec<_> = (0..6).map(|i| c("10.9.9.9", 100, i)).collect();
         assert_eq!(cap_per_ip(&six, 2).iter().filter(|k| **k).count(), 2);
     }
 
