@@ -36,7 +36,7 @@ async fn forger(listener: TcpListener, claimed: [u8; 32]) {
                     nickname: "forged".into(),
                     identity: fresh_signing_key().verifying_key().to_bytes(),
                     onion_key: [9; 32],
-                    or_addr: "127.0.0.9:9".parse().unwrap(),
+                    or_addr: "127.0.0.9:9".parse().expect("address"),
                     bandwidth: 1 << 30,
                     exit_policy: ExitPolicy::default_exit(),
                     family: vec![],
