@@ -124,3 +124,26 @@ async fn destroy_propagates_along_the_circuit() {
     drop(circuit);
     eventually("every hop tore the circuit down", || open_circuits(&tb) == before).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_cell_closes_the_link_promptly() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tb = testbed().await;
+    let relay = &tb.relays[0];
+    // A TLS link that proves the relay, then 514 bytes with an unknown command (99).
+    let tcp = tokio::net::TcpStream::connect(relay.or_addr).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(onionlab_link::tls::client_config().unwrap());
+    let mut tls = connector.connect(onionlab_link::tls::server_name(), tcp).await.unwrap();
+    let mut auth = [0u8; onionlab_proto::cell::CELL_LEN];
+    tls.read_exact(&mut auth).await.unwrap();
+    let mut bad = [0u8; onionlab_proto::cell::CELL_LEN];
+    bad[4] = 99;
+    tls.write_all(&bad).await.unwrap();
+    tls.flush().await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut rest)).await;
+    assert!(
+        closed.is_ok(),
+        "the relay must close a link that sends a malformed cell"
+    );
+}
