@@ -1,4 +1,6 @@
 //! The SOCKS port against clients that misbehave: bounded time, clear refusals.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use onionlab_client::{Client, ClientConfig};
 use onionlab_link::config::AuthorityEntry;

@@ -1,4 +1,6 @@
 //! The authority's HTTP API as relays and clients use it, with bad input.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use onionlab_directory::{Authority, AuthorityConfig};
 use onionlab_link::dirhttp;

@@ -1,4 +1,6 @@
 //! Voting between authorities when one of them forges its vote.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use onionlab_directory::{Authority, AuthorityConfig};
 use onionlab_link::config::AuthorityEntry;

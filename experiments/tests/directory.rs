@@ -1,4 +1,6 @@
 //! Several voting authorities, and the directory's Sybil defences, on the testbed.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use onionlab_experiments::socks_client::{connect, http_get};
 use onionlab_experiments::testbed::{DEMO_HOSTNAME, SYBIL_IP, Testbed, TestbedConfig};

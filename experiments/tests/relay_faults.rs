@@ -1,5 +1,7 @@
 //! Relays under misbehaviour: a bad peer loses its circuit, the relay keeps serving, and a
 //! closed circuit is torn down at every hop.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use onionlab_experiments::testbed::{Testbed, TestbedConfig};
 use onionlab_link::channel::ChannelConnector;

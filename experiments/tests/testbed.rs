@@ -1,4 +1,6 @@
 //! End to end through the in-process testbed: real SOCKS, real TLS links, real circuits.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use onionlab_client::{Client, ClientConfig};
 use onionlab_experiments::demo_site::content_sha256;
