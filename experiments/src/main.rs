@@ -63,6 +63,22 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// Load a 3-relay testbed: many circuits and streams at once, every body checked by
+    /// SHA-256, and the process's peak memory reported (build with --release).
+    Loadtest {
+        /// Circuits (one isolation group each).
+        #[arg(long, default_value_t = 1000)]
+        circuits: usize,
+        /// Streams, spread over the circuits.
+        #[arg(long, default_value_t = 5000)]
+        streams: usize,
+        /// Bytes downloaded per stream.
+        #[arg(long, default_value_t = 65536)]
+        bytes: u64,
+        /// Streams in flight at once.
+        #[arg(long, default_value_t = 500)]
+        parallel: usize,
+    },
 }
 
 #[tokio::main]
@@ -99,6 +115,21 @@ async fn main() -> anyhow::Result<()> {
             tokio::signal::ctrl_c().await?;
             println!("stopping");
             drop(testbed);
+            Ok(())
+        }
+        Command::Loadtest {
+            circuits,
+            streams,
+            bytes,
+            parallel,
+        } => {
+            let report = onionlab_experiments::perf::load(circuits, streams, bytes, parallel).await?;
+            println!("{}", report.render());
+            anyhow::ensure!(
+                report.verified == streams,
+                "{} of {streams} streams failed or did not verify",
+                streams - report.verified
+            );
             Ok(())
         }
         Command::Bench { mib, circuits, rounds } => {

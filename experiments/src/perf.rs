@@ -115,3 +115,114 @@ pub async fn measure(bulk_mib: u64, circuits: usize, rounds: usize) -> anyhow::R
         onion,
     })
 }
+
+/// What a load run did.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    /// Circuits used (one per isolation group).
+    pub circuits: usize,
+    /// Streams opened and checked.
+    pub streams: usize,
+    /// Streams whose body matched its SHA-256.
+    pub verified: usize,
+    /// Bytes received through the network.
+    pub bytes: u64,
+    /// Wall time of the load.
+    pub elapsed: Duration,
+    /// CREATE2 handshakes per relay (every circuit crosses every relay of a 3-relay network).
+    pub circuits_per_relay: Vec<u64>,
+    /// Peak resident memory of the whole process (client, relays, authorities, demo site), KiB.
+    pub peak_rss_kib: u64,
+}
+
+impl LoadReport {
+    /// The report as lines for people.
+    pub fn render(&self) -> String {
+        format!(
+            "{} streams over {} circuits: {} verified by SHA-256, {:.1} MiB in {:.1} s\n\
+             circuits created per relay: {:?}\n\
+             peak RSS of the whole testbed process (3 relays, 3 authorities, client, site): {:.1} MiB",
+            self.streams,
+            self.circuits,
+            self.verified,
+            self.bytes as f64 / 1048576.0,
+            self.elapsed.as_secs_f64(),
+            self.circuits_per_relay,
+            self.peak_rss_kib as f64 / 1024.0
+        )
+    }
+}
+
+/// Peak resident set size of this process (VmHWM), in KiB.
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Runs `streams` downloads of `bytes` each over `circuits` circuits (distinct isolation
+/// groups) of a 3-relay testbed, `parallel` at a time, checking every body's SHA-256.
+pub async fn load(circuits: usize, streams: usize, bytes: u64, parallel: usize) -> anyhow::Result<LoadReport> {
+    use sha2::{Digest, Sha256};
+    let mut cfg = TestbedConfig::ephemeral();
+    cfg.relays = 3;
+    cfg.large_file = 1024;
+    let tb = Testbed::start(cfg, Duration::from_secs(30)).await?;
+    let expected = crate::demo_site::content_sha256(bytes);
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
+    let (socks, port) = (tb.client.socks_addr, tb.demo.addr.port());
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..streams {
+        let gate = gate.clone();
+        tasks.spawn(async move {
+            let _permit = gate.acquire_owned().await.ok()?;
+            let user = format!("load-{}", i % circuits.max(1));
+            let s = connect(socks, DEMO_HOSTNAME, port, Some((&user, "x"))).await.ok()?;
+            let r = http_get(
+                s,
+                DEMO_HOSTNAME,
+                &format!("/bytes/{bytes}"),
+                bytes as usize + 4096,
+                LIMIT,
+            )
+            .await
+            .ok()?;
+            Some((
+                r.body.len() as u64,
+                <[u8; 32]>::from(Sha256::digest(&r.body)) == expected,
+            ))
+        });
+    }
+    let (mut verified, mut total) = (0, 0);
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(Some((n, ok))) = done {
+            total += n;
+            verified += usize::from(ok);
+        }
+    }
+    let circuits_per_relay = tb
+        .relays
+        .iter()
+        .map(|r| {
+            r.relay
+                .stats
+                .circuits_created
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .collect();
+    Ok(LoadReport {
+        circuits,
+        streams,
+        verified,
+        bytes: total,
+        elapsed: started.elapsed(),
+        circuits_per_relay,
+        peak_rss_kib: peak_rss_kib(),
+    })
+}

@@ -135,7 +135,7 @@ pub async fn http_get(
         stream
             .write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: onionlab\r\n\r\n").as_bytes())
             .await?;
-        let mut buf = Vec::with_capacity(1 << 20);
+        let mut buf = Vec::with_capacity(max.min(64 * 1024));
         let mut first = [0u8; 1];
         let n = stream.read(&mut first).await?;
         let first_byte = start.elapsed();

@@ -71,11 +71,9 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> AppIo for T {}
 pub type AppStream = Box<dyn AppIo>;
 
 /// What a circuit task reacts to.
-// Cells are most events; boxing them would cost an allocation per cell.
-#[allow(clippy::large_enum_variant)]
 pub enum Ev {
-    /// A cell from the guard link.
-    Cell(Cell),
+    /// A cell from the first hop's link (boxed: inboxes stay small while idle).
+    Cell(Box<Cell>),
     /// The guard link died.
     LinkClosed,
     /// A stream pump reported.

@@ -57,7 +57,7 @@ async fn read_loop(mut reader: CellReader, link: EntryLink) {
         }
         let circ_id = cell.circ_id;
         let Some(tx) = link.circuits.get(circ_id) else { continue };
-        if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(Ev::Cell(cell)) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(Ev::Cell(Box::new(cell))) {
             link.circuits.remove(circ_id);
             let _ = link.sender.send(DestroyReason::ResourceLimit.to_cell(circ_id)).await;
             tokio::spawn(async move {
