@@ -84,7 +84,8 @@ async fn period(auth: &Arc<Authority>, start_ms: u64, interval_ms: u64) {
     let params = ConsensusParams {
         valid_after,
         fresh_for: interval.max(1),
-        valid_for: 3 * interval.max(1),
+        // Three periods, and at least 30 s so that a loaded test network survives a missed round.
+        valid_for: (3 * interval.max(1)).max(30),
         unmeasured_cap: auth.config.unmeasured_bandwidth_cap,
     };
     let mut signed = SignedConsensus::new(compute_consensus(&votes, params));
