@@ -10,18 +10,23 @@
 //! - [`exit`]: resolving and connecting for BEGIN and RESOLVE, exit policy enforcement.
 //! - [`publish`]: descriptor upload to the authorities at start and periodically.
 //! - [`stats`]: counters (no destinations in them).
+//! - [`token_bucket`], [`accounting`]: the rate limiter and the monthly byte counter, sans-I/O.
+//! - [`state_file`]: small state files in `data_dir`, written atomically.
 //!
 //! A misbehaving peer costs at most its own circuit: unparseable or unrecognized cells,
 //! flow-control violations and floods close that circuit, never the relay.
 #![forbid(unsafe_code)]
 
+pub mod accounting;
 pub mod circuit;
 pub mod config;
 pub mod exit;
 pub mod links;
 pub mod publish;
 pub mod relay;
+pub mod state_file;
 pub mod stats;
+pub mod token_bucket;
 
 pub use config::{AuthorityEntry, RelayConfig};
 pub use relay::{Relay, RelayHandle};
