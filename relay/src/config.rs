@@ -256,9 +256,9 @@ impl RelayConfig {
     }
 
     /// The configuration a reload to `new` gives: `new`, except for the fields that only a
-    /// restart can change (`or_listen`, `advertise`, `data_dir`, `metrics_listen`, the accounting
-    /// period and limit, `max_pending_creates`), which keep their values from `self`; and the
-    /// names of those that `new` wanted to change.
+    /// restart can change (`or_listen`, `advertise`, `data_dir`, `metrics_listen`,
+    /// `outbound_bind`, the accounting period and limit, `max_pending_creates`), which keep their
+    /// values from `self`; and the names of those that `new` wanted to change.
     pub fn reloaded(&self, new: RelayConfig) -> (RelayConfig, Vec<&'static str>) {
         let mut out = new;
         let mut ignored = Vec::new();
@@ -275,6 +275,7 @@ impl RelayConfig {
             advertise,
             data_dir,
             metrics_listen,
+            outbound_bind,
             accounting_max_bytes,
             accounting_start_day,
             max_pending_creates

@@ -93,7 +93,7 @@ fn read_loop(
 
 async fn read_cells(mut reader: CellReader, link: Link, relay: Arc<Relay>, inbound: bool) {
     let _tracked = relay.limits.track_link(link.sender.clone());
-    let peer = reader.peer_addr.ip();
+    let peer = reader.peer_addr.ip().to_canonical();
     let mut stop = relay.stop_signal();
     loop {
         let next = tokio::select! {

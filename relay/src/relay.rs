@@ -15,7 +15,7 @@
 use crate::config::{ConfigError, RelayConfig};
 use crate::limits::CircuitLimits;
 use crate::links::{self, LinkTable};
-use crate::onion_keys::{OnionKeyError, OnionKeys};
+use crate::onion_keys::{KeyStep, OnionKeyError, OnionKeys};
 use crate::stats::RelayStats;
 use crate::traffic::TrafficMeter;
 use onionlab_link::channel::{ChannelAcceptor, ChannelConnector};
@@ -245,8 +245,9 @@ impl Relay {
         let (lifetime, grace) = (config.onion_key_lifetime_secs, config.onion_key_grace_secs);
         let onion_keys = OnionKeys::load(&config.data_dir, unix_now(), grace)?;
         // At most two steps: retire an expired previous key, then replace an old current one.
+        let mut rotated = false;
         for _ in 0..2 {
-            onion_keys.advance(unix_now(), lifetime, grace)?;
+            rotated |= onion_keys.advance(unix_now(), lifetime, grace)? == Some(KeyStep::Rotate);
         }
         let traffic = TrafficMeter::new(&config).map_err(StartError::Accounting)?;
         let listener = TcpListener::bind(config.or_listen)
@@ -282,6 +283,10 @@ impl Relay {
             stop: watch::Sender::new(false),
             settings: RwLock::new(Arc::new(Settings { config, policy })),
         });
+        if rotated {
+            RelayStats::bump(&relay.stats.onion_key_rotations);
+            tracing::info!("the onion key was older than its lifetime: rotated at start");
+        }
         let mut tasks = JoinSet::new();
         let metrics_addr = metrics.as_ref().map(|m| m.1);
         if let Some((listener, _)) = metrics {

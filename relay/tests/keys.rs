@@ -29,6 +29,17 @@ async fn identity_and_onion_key_survive_a_restart() {
     );
     let mut client = RawClient::connect(&second, "127.0.0.1").await;
     client.create(0x8000_0001, &onion).await.expect("the kept key works");
+    second.shutdown(Duration::ZERO).await;
+
+    // A relay that was down past its onion key's lifetime rotates before it publishes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut config = exit_config(dir.path());
+    config.onion_key_lifetime_secs = 1;
+    config.onion_key_grace_secs = 1;
+    let third = start(config).await;
+    assert_eq!(third.identity(), identity);
+    assert_ne!(third.relay.onion_public(), onion, "rotated at start");
+    assert_eq!(RelayStats::get(&third.relay.stats.onion_key_rotations), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
