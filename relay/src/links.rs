@@ -116,7 +116,8 @@ async fn read_cells(mut reader: CellReader, link: Link, relay: Arc<Relay>, inbou
                 let target = link.circuits.get(cell.circ_id);
                 let Some(target) = target else { continue };
                 let circ_id = cell.circ_id;
-                if target.tx.try_send(CircEvent::Cell(target.side, cell)).is_err() {
+                if let Err(mpsc::error::TrySendError::Full(_)) = target.tx.try_send(CircEvent::Cell(target.side, cell))
+                {
                     // Flooded beyond any window: this circuit goes (DESTROY both ways), nothing else.
                     RelayStats::bump(&relay.stats.protocol_violations);
                     link.circuits.remove(circ_id);
