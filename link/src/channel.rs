@@ -8,18 +8,19 @@
 //! LINK_AUTH cell within [`HANDSHAKE_TIMEOUT`], and every later cell within [`IDLE_TIMEOUT`];
 //! writers send a PADDING keepalive after [`KEEPALIVE`] of silence, so only a dead or
 //! misbehaving peer hits the limit. Writes go through one task per link that batches queued
-//! cells into few TLS records.
+//! cells into few TLS records; a write that makes no progress within [`WRITE_TIMEOUT`] (the
+//! peer stopped reading) ends the link, so its queue of cells is freed.
 
 use onionlab_proto::cell::{CELL_LEN, Cell, CellCommand};
 use onionlab_proto::codec::DecodeError;
 use onionlab_proto::keys::{IdentityBytes, KeyError, LINK_EXPORTER_LABEL, SigningKey, check_link_auth, link_auth_cell};
 use rustls::{ClientConfig, ServerConfig};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -32,6 +33,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(180);
 pub const KEEPALIVE: Duration = Duration::from_secs(60);
 /// Cells queued towards one link before senders wait.
 pub const SEND_QUEUE: usize = 1024;
+/// Longest one write to the peer may make no progress: a peer that stops reading loses the link.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why a link failed.
 #[derive(Debug, Error)]
@@ -123,6 +126,7 @@ impl ChannelAcceptor {
 #[derive(Clone)]
 pub struct ChannelConnector {
     connector: TlsConnector,
+    source: Option<IpAddr>,
 }
 
 impl ChannelConnector {
@@ -130,13 +134,34 @@ impl ChannelConnector {
     pub fn new(config: Arc<ClientConfig>) -> Self {
         ChannelConnector {
             connector: TlsConnector::from(config),
+            source: None,
         }
+    }
+
+    /// Connects from `source` (when given) to peers of its address family; other peers and
+    /// `None` leave the choice to the OS.
+    pub fn with_source(mut self, source: Option<IpAddr>) -> Self {
+        self.source = source;
+        self
+    }
+
+    async fn tcp_connect(&self, addr: SocketAddr) -> std::io::Result<TcpStream> {
+        let Some(source) = self.source.filter(|s| s.is_ipv4() == addr.is_ipv4()) else {
+            return TcpStream::connect(addr).await;
+        };
+        let socket = if source.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(source, 0))?;
+        socket.connect(addr).await
     }
 
     /// Connects to `addr` and insists that it proves `expected`.
     pub async fn connect(&self, addr: SocketAddr, expected: &IdentityBytes) -> Result<Channel, LinkError> {
         let fut = async {
-            let tcp = TcpStream::connect(addr).await?;
+            let tcp = self.tcp_connect(addr).await?;
             tcp.set_nodelay(true)?;
             let mut tls = self.connector.connect(crate::tls::server_name(), tcp).await?;
             let exporter: [u8; 32] = tls
@@ -220,6 +245,18 @@ impl ChannelSender {
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
+
+    /// Cells queued and not yet taken by the writer (at most [`SEND_QUEUE`]).
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+}
+
+/// One write that must make progress within [`WRITE_TIMEOUT`].
+async fn within_limit(write: impl Future<Output = std::io::Result<()>>) -> std::io::Result<()> {
+    timeout(WRITE_TIMEOUT, write)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "peer stopped reading"))?
 }
 
 async fn write_loop(mut w: BufWriter<WriteHalf<Tls>>, mut rx: mpsc::Receiver<Cell>) {
@@ -230,14 +267,14 @@ async fn write_loop(mut w: BufWriter<WriteHalf<Tls>>, mut rx: mpsc::Receiver<Cel
                 Ok(None) => break,
                 Err(_) => Cell::with_body(0, CellCommand::Padding, &[]).map_err(std::io::Error::other)?,
             };
-            w.write_all(&cell.encode()).await?;
+            within_limit(w.write_all(&cell.encode())).await?;
             // Batch whatever else is queued into the same flush.
             while let Ok(c) = rx.try_recv() {
-                w.write_all(&c.encode()).await?;
+                within_limit(w.write_all(&c.encode())).await?;
             }
-            w.flush().await?;
+            within_limit(w.flush()).await?;
         }
-        w.shutdown().await
+        within_limit(w.shutdown()).await
     }
     .await;
     if let Err(e) = result {
@@ -304,6 +341,28 @@ mod tests {
         let other = fresh_signing_key().verifying_key().to_bytes();
         let err = connector.connect(addr, &other).await.unwrap_err();
         assert!(matches!(err, LinkError::Auth(KeyError::WrongIdentity { .. })), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_loses_the_link() {
+        let (addr, id, task) = relay().await;
+        let source: IpAddr = "127.0.0.3".parse().unwrap();
+        let connector = ChannelConnector::new(crate::tls::client_config().unwrap()).with_source(Some(source));
+        let ch = connector.connect(addr, &id).await.unwrap();
+        let server = task.await.unwrap().unwrap();
+        assert_eq!(
+            server.peer_addr.ip(),
+            source,
+            "the initiator connected from its source address"
+        );
+        let (_never_read, _client_sender) = ch.split();
+        let (_server_reader, sender) = server.split();
+        assert_eq!(sender.queued(), 0);
+        tokio::time::pause();
+        let cell = Cell::with_body(1, CellCommand::Relay, &[1; 100]).unwrap();
+        // Fill the socket buffers and the queue; once nothing moves for WRITE_TIMEOUT the writer gives up.
+        while sender.send(cell.clone()).await.is_ok() {}
+        assert!(sender.is_closed());
     }
 
     #[tokio::test]

@@ -5,24 +5,31 @@
 //! Cells from the next hop get this hop's backward layer and go towards the client. A DESTROY
 //! or a dead link on either side tears the circuit down on the other side too. Anything
 //! malformed, unrecognized at the last hop, or against flow control closes this circuit.
+//! So does its kill switch, pulled by the link reader when the inbox overflows or by the
+//! queued-cell ceiling ([`crate::limits`]): then both sides get DESTROY(RESOURCELIMIT), even if
+//! the circuit was stuck sending to a peer that stopped reading.
 
 use crate::exit;
-use crate::links::{CircuitRef, Link, link_to};
+use crate::limits::AddressSlot;
+use crate::links::{CIRCUIT_INBOX, CircuitRef, Link, link_to};
 use crate::relay::Relay;
 use crate::stats::RelayStats;
 use onionlab_link::streams::{PumpEvent, StreamMux};
-use onionlab_proto::cell::{Cell, CellCommand, CircId, Created2, DestroyReason};
+use onionlab_proto::cell::{CELL_LEN, Cell, CellCommand, CircId, Created2, DestroyReason};
 use onionlab_proto::codec::Reader;
 use onionlab_proto::layer::{Inbound, RelayHop};
 use onionlab_proto::relay_msg::{EndReason, RelayCell, RelayMsg, ResolvedAnswer, StreamId};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc};
 
 /// Most streams (open or connecting) on one circuit.
 pub const MAX_STREAMS_PER_CIRCUIT: usize = 512;
+/// Longest a DESTROY waits for room in a link's queue (the peer may have stopped reading).
+pub const DESTROY_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which side of the circuit a link is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +64,56 @@ impl LinkEnd {
 
     async fn destroy(&self, reason: DestroyReason) {
         self.link.circuits.remove(self.circ_id);
-        let _ = self.link.sender.send(reason.to_cell(self.circ_id)).await;
+        let send = self.link.sender.send(reason.to_cell(self.circ_id));
+        let _ = tokio::time::timeout(DESTROY_SEND_TIMEOUT, send).await;
+    }
+}
+
+/// A circuit's inbox and kill switch, made before its handshake so that the link reader can
+/// reach it at once.
+pub struct Inbox {
+    tx: mpsc::Sender<CircEvent>,
+    rx: mpsc::Receiver<CircEvent>,
+    kill: Arc<Notify>,
+}
+
+impl Default for Inbox {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::channel(CIRCUIT_INBOX);
+        Inbox {
+            tx,
+            rx,
+            kill: Arc::new(Notify::new()),
+        }
+    }
+}
+
+impl Inbox {
+    /// How the reader of the link on `side` reaches this circuit.
+    pub fn reference(&self, side: Side) -> CircuitRef {
+        CircuitRef {
+            tx: self.tx.clone(),
+            side,
+            kill: self.kill.clone(),
+        }
+    }
+}
+
+/// Keeps the relay's count of open exit streams in step with one circuit's.
+#[derive(Default)]
+struct StreamGauge {
+    counted: u64,
+}
+
+impl StreamGauge {
+    fn update(&mut self, stats: &RelayStats, now: usize) {
+        let now = now as u64;
+        if now > self.counted {
+            stats.streams_open.fetch_add(now - self.counted, Ordering::Relaxed);
+        } else {
+            stats.streams_open.fetch_sub(self.counted - now, Ordering::Relaxed);
+        }
+        self.counted = now;
     }
 }
 
@@ -96,6 +152,7 @@ struct Circuit {
 }
 
 /// Why the circuit ends.
+#[derive(Clone, Copy)]
 enum Close {
     /// Tear down both sides with this reason.
     Destroy(DestroyReason),
@@ -103,16 +160,18 @@ enum Close {
     From(Side, DestroyReason),
 }
 
-/// Runs a circuit until it is destroyed.
-pub async fn run(
-    relay: Arc<Relay>,
-    prev: LinkEnd,
-    hop: RelayHop,
-    inbox_tx: mpsc::Sender<CircEvent>,
-    mut inbox: mpsc::Receiver<CircEvent>,
-    kill: Arc<Notify>,
-) {
+/// Runs a circuit until it is destroyed. `slot` counts it against its client's address.
+pub async fn run(relay: Arc<Relay>, prev: LinkEnd, hop: RelayHop, inbox: Inbox, slot: AddressSlot) {
+    let Inbox {
+        tx: inbox_tx,
+        rx: mut inbox,
+        kill,
+    } = inbox;
+    let _tracked = relay
+        .limits
+        .track_circuit(inbox_tx.clone(), prev.link.sender.clone(), kill.clone());
     relay.stats.circuits_open.fetch_add(1, Ordering::Relaxed);
+    let mut streams = StreamGauge::default();
     let mut c = Circuit {
         mux: StreamMux::new(inbox_tx.clone()),
         relay,
@@ -122,20 +181,31 @@ pub async fn run(
         hop,
         connecting: HashSet::new(),
         inbox_tx,
-        kill,
+        kill: kill.clone(),
     };
+    let killed = Close::Destroy(DestroyReason::ResourceLimit);
     let close = loop {
         let ev = tokio::select! {
             ev = inbox.recv() => ev,
-            _ = c.kill.notified() => break Close::From(Side::Prev, DestroyReason::ResourceLimit),
+            _ = kill.notified() => break killed,
         };
         let Some(ev) = ev else {
             break Close::Destroy(DestroyReason::Internal);
         };
-        if let Err(close) = c.handle(ev).await {
+        // The kill switch also interrupts a send stuck on a peer that stopped reading.
+        let handled = tokio::select! {
+            r = c.handle(ev) => r,
+            _ = kill.notified() => Err(killed),
+        };
+        if let Err(close) = handled {
             break close;
         }
+        streams.update(&c.relay.stats, c.mux.len() + c.connecting.len());
     };
+    // Free the queued cells and the streams before waiting to send DESTROYs.
+    drop(inbox);
+    c.mux.close_all();
+    streams.update(&c.relay.stats, 0);
     match close {
         Close::Destroy(reason) => {
             c.prev.destroy(reason).await;
@@ -156,8 +226,8 @@ pub async fn run(
             c.prev.destroy(reason).await;
         }
     }
-    c.mux.close_all();
     c.relay.stats.circuits_open.fetch_sub(1, Ordering::Relaxed);
+    drop(slot);
 }
 
 fn violation(relay: &Relay) -> Close {
@@ -206,6 +276,10 @@ impl Circuit {
             },
             CircEvent::LinkClosed(side) => Err(Close::From(side, DestroyReason::ChannelClosed)),
             CircEvent::Pump(ev) => {
+                if matches!(ev, PumpEvent::Data(..)) {
+                    // Bytes from a destination enter the relay here (see crate::traffic).
+                    self.relay.traffic.pass(CELL_LEN as u64, &self.relay.stats).await;
+                }
                 let cells = self.mux.on_pump(ev).map_err(|_| violation(&self.relay))?;
                 self.send_all_back(cells).await
             }

@@ -6,7 +6,9 @@
 //! resolved address is checked against the exit policy *after* resolution, so a name that
 //! points at 127.0.0.1 is refused by an exit whose policy rejects loopback. Each step has a
 //! time limit, and failures map to the END reason that tells the client what went wrong.
+//! A hibernating or shutting-down relay refuses new streams with END(HIBERNATING).
 
+use crate::config::RelayConfig;
 use crate::relay::Relay;
 use crate::stats::RelayStats;
 use onionlab_proto::relay_msg::{EndReason, ResolvedAnswer, Target, TargetHost};
@@ -21,11 +23,11 @@ pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Limit for a TCP connect.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn resolve(relay: &Relay, name: &str) -> Result<Vec<IpAddr>, EndReason> {
-    if let Some(ip) = relay.config.hosts.get(&name.to_ascii_lowercase()) {
+async fn resolve(config: &RelayConfig, name: &str) -> Result<Vec<IpAddr>, EndReason> {
+    if let Some(ip) = config.hosts.get(&name.to_ascii_lowercase()) {
         return Ok(vec![*ip]);
     }
-    if !relay.config.system_resolver {
+    if !config.system_resolver {
         return Err(EndReason::ResolveFailed);
     }
     // The exit is the one place names are resolved (see clippy.toml).
@@ -47,9 +49,15 @@ async fn resolve(relay: &Relay, name: &str) -> Result<Vec<IpAddr>, EndReason> {
 
 /// Opens the TCP connection for a BEGIN, or says why not.
 pub async fn connect(relay: &Relay, target: &Target) -> Result<TcpStream, EndReason> {
-    if !relay.config.exit {
+    let settings = relay.settings();
+    let config = &settings.config;
+    if !config.exit {
         RelayStats::bump(&relay.stats.exit_policy_rejects);
         return Err(EndReason::ExitPolicy);
+    }
+    if relay.refusing_new_work() {
+        RelayStats::bump(&relay.stats.begins_refused_hibernating);
+        return Err(EndReason::Hibernating);
     }
     let candidates = match &target.host {
         TargetHost::Ip(ip) => {
@@ -58,12 +66,12 @@ pub async fn connect(relay: &Relay, target: &Target) -> Result<TcpStream, EndRea
         }
         TargetHost::Name(name) => {
             RelayStats::bump(&relay.stats.begin_hostname);
-            resolve(relay, name).await?
+            resolve(config, name).await?
         }
     };
     let allowed: Vec<IpAddr> = candidates
         .into_iter()
-        .filter(|ip| relay.policy.allows(*ip, target.port))
+        .filter(|ip| settings.policy.allows(*ip, target.port))
         .collect();
     let Some(ip) = allowed.first().copied() else {
         RelayStats::bump(&relay.stats.exit_policy_rejects);
@@ -75,7 +83,7 @@ pub async fn connect(relay: &Relay, target: &Target) -> Result<TcpStream, EndRea
         IpAddr::V6(_) => TcpSocket::new_v6(),
     }
     .map_err(|_| EndReason::ResourceLimit)?;
-    if let Some(bind) = relay.config.outbound_bind.filter(|b| b.is_ipv4() == ip.is_ipv4()) {
+    if let Some(bind) = config.outbound_bind.filter(|b| b.is_ipv4() == ip.is_ipv4()) {
         socket.bind(SocketAddr::new(bind, 0)).map_err(|_| EndReason::Internal)?;
     }
     match timeout(CONNECT_TIMEOUT, socket.connect(addr)).await {
@@ -96,10 +104,14 @@ pub async fn connect(relay: &Relay, target: &Target) -> Result<TcpStream, EndRea
 
 /// Answers a RESOLVE (Tor's SOCKS RESOLVE extension): the addresses, or an error answer.
 pub async fn resolve_answers(relay: &Relay, name: &str) -> Vec<ResolvedAnswer> {
-    if !relay.config.exit {
+    let settings = relay.settings();
+    if !settings.config.exit {
         return vec![ResolvedAnswer::NonTransientError];
     }
-    match resolve(relay, name).await {
+    if relay.refusing_new_work() {
+        return vec![ResolvedAnswer::TransientError];
+    }
+    match resolve(&settings.config, name).await {
         Ok(ips) => ips.into_iter().take(8).map(|ip| ResolvedAnswer::Addr(ip, 60)).collect(),
         Err(EndReason::Timeout) => vec![ResolvedAnswer::TransientError],
         Err(_) => vec![ResolvedAnswer::NonTransientError],

@@ -1,22 +1,22 @@
 //! Links: accepting them, opening them for EXTEND2, and handing their cells to circuits.
 //!
 //! Each link has a reader task that owns the table of circuits on that link. CREATE2 on an
-//! inbound link runs the ntor handshake and starts a circuit task; every other circuit cell
-//! goes to its circuit's inbox. The inbox is bounded well above what SENDME windows allow in
-//! flight, so only a peer that ignores flow control fills it, and that closes its circuit
-//! (DESTROY with RESOURCELIMIT), not the link or the relay. When a link dies, every circuit
-//! on it hears so and tears itself down in the other direction.
+//! inbound link goes to [`crate::create`]; every other circuit cell goes to its circuit's
+//! inbox. The inbox is bounded well above what SENDME windows allow in flight, so only a peer
+//! that ignores flow control fills it, and that closes its circuit (DESTROY with
+//! RESOURCELIMIT), not the link or the relay. When a link dies, every circuit on it hears so
+//! and tears itself down in the other direction. Every cell read passes the traffic meter
+//! first ([`crate::traffic`]): under a rate limit the reader waits, and TCP pushes back on the
+//! peer. Readers stop when the relay shuts down, which closes every circuit.
 
-use crate::circuit::{self, CircEvent, LinkEnd, Side};
+use crate::circuit::{CircEvent, Side};
+use crate::create;
 use crate::relay::Relay;
 use crate::stats::RelayStats;
 use onionlab_link::channel::{CellReader, ChannelAcceptor, LinkError};
 use onionlab_link::registry::LinkHandle;
-use onionlab_proto::cell::{Cell, CellCommand, Create2, Created2, DestroyReason, HTYPE_ONIONLAB_NTOR};
-use onionlab_proto::codec::Reader;
-use onionlab_proto::keys::{IdentityBytes, fresh_x25519};
-use onionlab_proto::layer::{HopKeys, RelayHop};
-use onionlab_proto::ntor::{NtorParams, server_respond};
+use onionlab_proto::cell::{CELL_LEN, CellCommand};
+use onionlab_proto::keys::IdentityBytes;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -34,7 +34,8 @@ pub struct CircuitRef {
     pub tx: mpsc::Sender<CircEvent>,
     /// Which side of the circuit this link is.
     pub side: Side,
-    /// Wakes the circuit to die at once (used when its inbox overflowed).
+    /// Wakes the circuit to die at once (its inbox overflowed, or queued cells are over the
+    /// ceiling).
     pub kill: Arc<Notify>,
 }
 
@@ -91,8 +92,15 @@ fn read_loop(
 }
 
 async fn read_cells(mut reader: CellReader, link: Link, relay: Arc<Relay>, inbound: bool) {
+    let _tracked = relay.limits.track_link(link.sender.clone());
+    let peer = reader.peer_addr.ip().to_canonical();
+    let mut stop = relay.stop_signal();
     loop {
-        let cell = match reader.next().await {
+        let next = tokio::select! {
+            next = reader.next() => next,
+            _ = stop.wait_for(|stopping| *stopping) => break,
+        };
+        let cell = match next {
             Ok(Some(cell)) => cell,
             Ok(None) => break,
             Err(e) => {
@@ -100,22 +108,21 @@ async fn read_cells(mut reader: CellReader, link: Link, relay: Arc<Relay>, inbou
                 break;
             }
         };
+        // Every cell read is metered, and the reader waits here while the rate limit says so.
+        relay.traffic.pass(CELL_LEN as u64, &relay.stats).await;
         match cell.command {
-            CellCommand::Create2 if inbound => on_create2(cell, &link, &relay).await,
+            CellCommand::Create2 if inbound => create::on_create2(cell, &link, &relay, peer).await,
             CellCommand::Relay | CellCommand::Destroy | CellCommand::Created2 => {
                 let target = link.circuits.get(cell.circ_id);
                 let Some(target) = target else { continue };
                 let circ_id = cell.circ_id;
-                if target
-                    .tx
-                    .try_send(CircEvent::Cell(target.side, Box::new(cell)))
-                    .is_err()
+                if let Err(mpsc::error::TrySendError::Full(_)) =
+                    target.tx.try_send(CircEvent::Cell(target.side, Box::new(cell)))
                 {
-                    // Flooded beyond any window: this circuit goes, nothing else.
+                    // Flooded beyond any window: this circuit goes (DESTROY both ways), nothing else.
                     RelayStats::bump(&relay.stats.protocol_violations);
                     link.circuits.remove(circ_id);
                     target.kill.notify_one();
-                    let _ = link.sender.send(DestroyReason::ResourceLimit.to_cell(circ_id)).await;
                 }
             }
             _ => {
@@ -127,57 +134,4 @@ async fn read_cells(mut reader: CellReader, link: Link, relay: Arc<Relay>, inbou
     for c in link.circuits.drain() {
         let _ = c.tx.send(CircEvent::LinkClosed(c.side)).await;
     }
-}
-
-async fn on_create2(cell: Cell, link: &Link, relay: &Arc<Relay>) {
-    let circ_id = cell.circ_id;
-    let exists = link.circuits.contains(circ_id);
-    let handshake = Create2::read(&mut Reader::new(&cell.payload))
-        .ok()
-        .filter(|c| c.htype == HTYPE_ONIONLAB_NTOR && !exists && circ_id != 0)
-        .and_then(|c| {
-            server_respond(
-                NtorParams::ONIONLAB,
-                &relay.identity,
-                &relay.onion_secret,
-                &c.hdata,
-                fresh_x25519(),
-            )
-            .ok()
-        });
-    let Some((reply, keys)) = handshake else {
-        RelayStats::bump(&relay.stats.handshake_failures);
-        let _ = link.sender.send(DestroyReason::Protocol.to_cell(circ_id)).await;
-        return;
-    };
-    let Ok(created) = (Created2 { hdata: reply }).to_cell(circ_id) else {
-        return;
-    };
-    let (tx, rx) = mpsc::channel(CIRCUIT_INBOX);
-    let kill = Arc::new(Notify::new());
-    link.circuits.insert(
-        circ_id,
-        CircuitRef {
-            tx: tx.clone(),
-            side: Side::Prev,
-            kill: kill.clone(),
-        },
-    );
-    if link.sender.send(created).await.is_err() {
-        link.circuits.remove(circ_id);
-        return;
-    }
-    RelayStats::bump(&relay.stats.circuits_created);
-    let prev = LinkEnd {
-        link: link.clone(),
-        circ_id,
-    };
-    tokio::spawn(circuit::run(
-        relay.clone(),
-        prev,
-        RelayHop::new(HopKeys::from_material(&keys)),
-        tx,
-        rx,
-        kill,
-    ));
 }
