@@ -149,3 +149,97 @@ async fn a_malformed_cell_closes_the_link_promptly() {
         "the relay must close a link that sends a malformed cell"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_middle_relay_mid_download_fails_fast_and_browsing_recovers() {
+    use onionlab_experiments::socks_client::{connect, http_get};
+    use onionlab_experiments::testbed::DEMO_HOSTNAME;
+    let mut cfg = TestbedConfig::ephemeral();
+    cfg.relays = 5;
+    cfg.large_file = 1024;
+    let mut tb = Testbed::start(cfg, Duration::from_secs(30))
+        .await
+        .expect("testbed starts");
+    let (socks, port) = (tb.client.socks_addr, tb.demo.addr.port());
+    const SIZE: u64 = 8 << 20;
+    // 20 downloads on one circuit (one isolation group).
+    let downloads: Vec<_> = (0..20)
+        .map(|_| {
+            tokio::spawn(async move {
+                let s = connect(socks, DEMO_HOSTNAME, port, Some(("faults", "x"))).await;
+                let r = match s {
+                    Ok(s) => http_get(
+                        s,
+                        DEMO_HOSTNAME,
+                        &format!("/bytes/{SIZE}"),
+                        16 << 20,
+                        Duration::from_secs(60),
+                    )
+                    .await
+                    .map(|r| r.body.len() as u64),
+                    Err(e) => Err(e),
+                };
+                (r, std::time::Instant::now())
+            })
+        })
+        .collect();
+    // Once the streams are open, kill the circuit's middle relay.
+    let middle = eventually_async(|| async {
+        let circuits = tb.client.circuits().await;
+        circuits.iter().find(|c| c.streams >= 20).map(|c| c.path[1].clone())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let victim = tb
+        .relays
+        .iter()
+        .position(|r| onionlab_proto::keys::fingerprint(&r.identity()) == middle)
+        .unwrap();
+    let killed_at = std::time::Instant::now();
+    drop(tb.relays.remove(victim));
+    let (mut completed, mut failed) = (0, 0);
+    for d in downloads {
+        let (result, at) = tokio::time::timeout(Duration::from_secs(15), d)
+            .await
+            .expect("no download hangs")
+            .unwrap();
+        match result {
+            Ok(n) if n == SIZE => completed += 1,
+            _ => {
+                failed += 1;
+                assert!(
+                    at.saturating_duration_since(killed_at) < Duration::from_secs(10),
+                    "a failing download must fail within 10 s"
+                );
+            }
+        }
+    }
+    assert_eq!(completed + failed, 20);
+    // New requests get through on fresh circuits that avoid the dead relay.
+    let mut ok = false;
+    for _ in 0..3 {
+        if let Ok(s) = connect(socks, DEMO_HOSTNAME, port, Some(("after", "x"))).await {
+            if http_get(s, DEMO_HOSTNAME, "/", 1 << 20, Duration::from_secs(30))
+                .await
+                .is_ok_and(|r| r.status == 200)
+            {
+                ok = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        ok,
+        "browsing recovers after the middle relay died ({completed} downloads had completed, {failed} failed)"
+    );
+}
+
+async fn eventually_async<T, F: std::future::Future<Output = Option<T>>>(mut f: impl FnMut() -> F) -> T {
+    for _ in 0..400 {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out");
+}

@@ -10,7 +10,7 @@ use onionlab_proto::cell::CircId;
 use onionlab_proto::keys::IdentityBytes;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The circuits on one link, each with what the link's reader needs to reach it.
@@ -84,6 +84,7 @@ pub struct LinkHandle<T> {
     pub sender: ChannelSender,
     /// Circuits on this link.
     pub circuits: Arc<CircuitMap<T>>,
+    reader_gone: Arc<AtomicBool>,
 }
 
 impl<T> Clone for LinkHandle<T> {
@@ -91,6 +92,7 @@ impl<T> Clone for LinkHandle<T> {
         LinkHandle {
             sender: self.sender.clone(),
             circuits: self.circuits.clone(),
+            reader_gone: self.reader_gone.clone(),
         }
     }
 }
@@ -101,7 +103,19 @@ impl<T> LinkHandle<T> {
         LinkHandle {
             sender,
             circuits: Arc::new(CircuitMap::default()),
+            reader_gone: Arc::default(),
         }
+    }
+
+    /// Called by the link's reader when it stops: the peer is gone, so the link must not be
+    /// handed out for new circuits (its writer lives on while anyone holds a sender).
+    pub fn reader_stopped(&self) {
+        self.reader_gone.store(true, Ordering::Relaxed);
+    }
+
+    /// True while new circuits may use the link.
+    pub fn is_usable(&self) -> bool {
+        !self.reader_gone.load(Ordering::Relaxed) && !self.sender.is_closed()
     }
 }
 
@@ -130,7 +144,7 @@ impl<T> LinkTable<T> {
     ) -> Result<LinkHandle<T>, LinkError> {
         let mut links = self.links.lock().await;
         if let Some(l) = links.get(identity)
-            && !l.sender.is_closed()
+            && l.is_usable()
         {
             return Ok(l.clone());
         }

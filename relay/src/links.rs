@@ -131,6 +131,7 @@ async fn read_cells(mut reader: CellReader, link: Link, relay: Arc<Relay>, inbou
             }
         }
     }
+    link.reader_stopped();
     for c in link.circuits.drain() {
         let _ = c.tx.send(CircEvent::LinkClosed(c.side)).await;
     }

@@ -65,6 +65,7 @@ async fn read_loop(mut reader: CellReader, link: EntryLink) {
             });
         }
     }
+    link.reader_stopped();
     for tx in link.circuits.drain() {
         let _ = tx.send(Ev::LinkClosed).await;
     }
