@@ -1,8 +1,9 @@
-//! Client start-up: the consensus fetcher, the circuit pool and the SOCKS listener.
+//! Client start-up: the consensus fetcher, the circuit pool with its circuits ahead of
+//! demand, and the SOCKS listener.
 
 use crate::config::ClientConfig;
-use crate::guard::GuardStore;
-use crate::pool::{CircuitInfo, CircuitPool, IsolationKey};
+use crate::guard::{GuardParams, Guards};
+use crate::pool::{CircuitInfo, CircuitPool};
 use onionlab_link::channel::ChannelConnector;
 use onionlab_link::origin::EntryLinks;
 use onionlab_proto::consensus::Consensus;
@@ -49,8 +50,8 @@ pub enum StartError {
 }
 
 impl Client {
-    /// Starts fetching the consensus, binds the SOCKS port (loopback only) and builds a first
-    /// circuit ahead of demand.
+    /// Starts fetching the consensus, binds the SOCKS port (loopback only) and builds
+    /// circuits ahead of demand.
     pub async fn start(config: ClientConfig) -> Result<ClientHandle, StartError> {
         if !config.socks_listen.ip().is_loopback() {
             return Err(StartError::Config(format!(
@@ -83,7 +84,7 @@ impl Client {
         let pool = Arc::new(CircuitPool::new(
             rx.clone(),
             EntryLinks::new(ChannelConnector::new(onionlab_link::tls::client_config()?)),
-            GuardStore::new(&config.data_dir),
+            Guards::load(&config.data_dir, GuardParams::default()),
             PathRules {
                 enforce_distinct_subnets: config.enforce_distinct_subnets,
             },
@@ -98,7 +99,7 @@ impl Client {
             let p = pool.clone();
             tasks.spawn(onionlab_link::metrics::serve(
                 listener,
-                Arc::new(move || p.stats.render(&p.build_times())),
+                Arc::new(move || p.stats.render(&p.build_times(), p.build_timeout())),
             ));
         }
         tasks.spawn(crate::directory::refresh_loop(config.authorities.clone(), trusted, tx));
@@ -107,17 +108,7 @@ impl Client {
             pool.clone(),
             Duration::from_secs(config.stream_timeout_secs),
         ));
-        let preemptive = pool.clone();
-        tasks.spawn(async move {
-            // A first circuit ahead of demand, so the first request does not wait for a build.
-            if let Err(e) = preemptive.get(&IsolationKey::default(), None, false).await {
-                tracing::info!("preemptive circuit failed: {e}");
-            }
-            loop {
-                tokio::time::sleep(Duration::from_secs(60)).await;
-                preemptive.prune();
-            }
-        });
+        tasks.spawn(pool.clone().keep_preemptive(config.preemptive_ports.clone()));
         tracing::info!(%socks_addr, "SOCKS5 proxy listening");
         Ok(ClientHandle {
             socks_addr,

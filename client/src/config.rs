@@ -2,14 +2,15 @@
 //!
 //! ```yaml
 //! socks_listen: 127.0.0.1:9050       # loopback only
-//! data_dir: ~/.local/share/onionlab-client
+//! data_dir: ~/.local/share/onionlab-client  # state.json (guards)
 //! authorities:                       # a consensus needs valid signatures from more than half
 //!   - address: 127.0.9.1:7000
 //!     identity: 64 hex digits
 //! enforce_distinct_subnets: true     # no two relays of a path in one /16
 //! circuit_max_dirtiness_secs: 600    # new streams stop using a circuit this long after its first
 //! stream_timeout_secs: 15            # wait for CONNECTED before retrying / failing
-//! circuit_build_timeout_secs: 30
+//! circuit_build_timeout_secs: 30     # the most a build may take; less once build times are learned
+//! preemptive_ports: [80, 443]        # keep a clean circuit ready for each ([] for none)
 //! metrics_listen: 127.0.0.1:9036     # Prometheus /metrics (loopback only; optional)
 //! ```
 
@@ -25,7 +26,7 @@ pub struct ClientConfig {
     /// SOCKS5 listener; must be a loopback address.
     #[serde(default = "default_socks")]
     pub socks_listen: SocketAddr,
-    /// Where the guard choice is kept.
+    /// Where the guards (`state.json`) are kept.
     pub data_dir: PathBuf,
     /// Trusted authorities.
     pub authorities: Vec<AuthorityEntry>,
@@ -38,9 +39,13 @@ pub struct ClientConfig {
     /// Seconds to wait for CONNECTED.
     #[serde(default = "default_stream_timeout")]
     pub stream_timeout_secs: u64,
-    /// Seconds a circuit build may take.
+    /// Seconds a circuit build may take at most; the limit learned from observed build
+    /// times is usually lower (see `build_timeout`).
     #[serde(default = "default_build_timeout")]
     pub circuit_build_timeout_secs: u64,
+    /// Ports for which a clean circuit is kept ready in the default isolation group.
+    #[serde(default = "default_preemptive_ports")]
+    pub preemptive_ports: Vec<u16>,
     /// Prometheus `/metrics` address (loopback only; none by default).
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
@@ -61,6 +66,9 @@ fn default_stream_timeout() -> u64 {
 fn default_build_timeout() -> u64 {
     30
 }
+fn default_preemptive_ports() -> Vec<u16> {
+    vec![80, 443]
+}
 
 impl ClientConfig {
     /// A configuration with defaults.
@@ -73,6 +81,7 @@ impl ClientConfig {
             circuit_max_dirtiness_secs: default_dirtiness(),
             stream_timeout_secs: default_stream_timeout(),
             circuit_build_timeout_secs: default_build_timeout(),
+            preemptive_ports: default_preemptive_ports(),
             metrics_listen: None,
         }
     }
@@ -88,5 +97,6 @@ mod tests {
             onionlab_link::config::parse(include_str!("../contrib/client.yaml"), "client.yaml").unwrap();
         assert!(cfg.socks_listen.ip().is_loopback());
         assert_eq!(cfg.authorities.len(), 1);
+        assert_eq!(cfg.preemptive_ports, vec![80, 443]);
     }
 }

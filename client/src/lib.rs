@@ -4,15 +4,19 @@
 //! onion circuit:
 //! - [`config`]: the YAML configuration.
 //! - [`directory`]: fetching the consensus from any authority and checking its signatures.
-//! - [`guard`]: the persisted entry guard.
+//! - [`guard`]: the persisted guard sample and its primary guards (guard-spec, simplified).
+//! - [`build_timeout`]: the circuit build timeout learned from build times (Tor's CBT).
 //! - circuits themselves (telescoping build, streams) are `onionlab_link::origin`.
-//! - [`pool`]: which circuit a stream uses (isolation by SOCKS credentials, 10-minute reuse).
+//! - [`pool`]: which circuit a stream uses (isolation by SOCKS credentials, 10-minute reuse),
+//!   building through the guards within the learned timeout, and clean circuits kept ready
+//!   for common ports.
 //! - [`socks`]: the SOCKS5 server: hostnames go to the exit unresolved, failures become
 //!   SOCKS reply codes, a failed stream is retried once on a fresh circuit.
 //! - [`stats`]: counters for `/metrics`.
 //! - [`client`]: start-up and the handle tests and the testbed use.
 #![forbid(unsafe_code)]
 
+pub mod build_timeout;
 pub mod client;
 pub mod config;
 pub mod directory;

@@ -161,6 +161,9 @@ async fn handle(sock: TcpStream, pool: &CircuitPool, stream_timeout: Duration) -
             Err(e) => {
                 tracing::debug!(circuit = circuit.id, attempt, "stream failed: {e}");
                 let again = retryable(&e);
+                if again && attempt == 0 {
+                    ClientStats::bump(&pool.stats.stream_retries);
+                }
                 last = Some(e);
                 if !again {
                     break;
