@@ -1,7 +1,8 @@
-//! Client start-up: the consensus fetcher, the circuit pool with its circuits ahead of
-//! demand, and the SOCKS listener.
+//! Client start-up: the consensus (from the cache, then the authorities), the circuit pool
+//! with its circuits ahead of demand, and the SOCKS listener.
 
 use crate::config::ClientConfig;
+use crate::consensus_cache::ConsensusCache;
 use crate::guard::{GuardParams, Guards};
 use crate::pool::{CircuitInfo, CircuitPool};
 use onionlab_link::channel::ChannelConnector;
@@ -50,8 +51,8 @@ pub enum StartError {
 }
 
 impl Client {
-    /// Starts fetching the consensus, binds the SOCKS port (loopback only) and builds
-    /// circuits ahead of demand.
+    /// Loads the cached consensus, starts fetching newer ones, binds the SOCKS port
+    /// (loopback only) and builds circuits ahead of demand.
     pub async fn start(config: ClientConfig) -> Result<ClientHandle, StartError> {
         if !config.socks_listen.ip().is_loopback() {
             return Err(StartError::Config(format!(
@@ -80,7 +81,9 @@ impl Client {
             addr: config.socks_listen,
             source,
         })?;
-        let (tx, rx) = watch::channel(None);
+        let cache = ConsensusCache::new(&config.data_dir);
+        let cached = cache.load(&trusted, crate::directory::unix_now());
+        let (tx, rx) = watch::channel(cached.map(Arc::new));
         let pool = Arc::new(CircuitPool::new(
             rx.clone(),
             EntryLinks::new(ChannelConnector::new(onionlab_link::tls::client_config()?)),
@@ -102,7 +105,12 @@ impl Client {
                 Arc::new(move || p.stats.render(&p.build_times(), p.build_timeout())),
             ));
         }
-        tasks.spawn(crate::directory::refresh_loop(config.authorities.clone(), trusted, tx));
+        tasks.spawn(crate::directory::refresh_loop(
+            config.authorities.clone(),
+            trusted,
+            cache,
+            tx,
+        ));
         tasks.spawn(crate::socks::serve(
             listener,
             pool.clone(),

@@ -2,7 +2,7 @@
 //!
 //! ```yaml
 //! socks_listen: 127.0.0.1:9050       # loopback only
-//! data_dir: ~/.local/share/onionlab-client  # state.json (guards)
+//! data_dir: ~/.local/share/onionlab-client  # state.json (guards), cached-consensus
 //! authorities:                       # a consensus needs valid signatures from more than half
 //!   - address: 127.0.9.1:7000
 //!     identity: 64 hex digits
@@ -26,7 +26,7 @@ pub struct ClientConfig {
     /// SOCKS5 listener; must be a loopback address.
     #[serde(default = "default_socks")]
     pub socks_listen: SocketAddr,
-    /// Where the guards (`state.json`) are kept.
+    /// Where the guards (`state.json`) and the cached consensus are kept.
     pub data_dir: PathBuf,
     /// Trusted authorities.
     pub authorities: Vec<AuthorityEntry>,

@@ -3,7 +3,9 @@
 //! Point a browser or curl at the SOCKS port and every connection leaves through a 3-hop
 //! onion circuit:
 //! - [`config`]: the YAML configuration.
-//! - [`directory`]: fetching the consensus from any authority and checking its signatures.
+//! - [`directory`]: fetching the consensus from any authority that answers, checking its
+//!   signatures, and when to fetch again; [`consensus_cache`]: the last one on disk, so a
+//!   restart is ready without the authorities.
 //! - [`guard`]: the persisted guard sample and its primary guards (guard-spec, simplified).
 //! - [`build_timeout`]: the circuit build timeout learned from build times (Tor's CBT).
 //! - circuits themselves (telescoping build, streams) are `onionlab_link::origin`.
@@ -19,6 +21,7 @@
 pub mod build_timeout;
 pub mod client;
 pub mod config;
+pub mod consensus_cache;
 pub mod directory;
 pub mod guard;
 pub mod pool;
