@@ -3,6 +3,7 @@
 
 use crate::config::ClientConfig;
 use crate::consensus_cache::ConsensusCache;
+use crate::exit_request::ExitRequests;
 use crate::guard::{GuardParams, Guards};
 use crate::pool::{CircuitInfo, CircuitPool};
 use onionlab_link::channel::ChannelConnector;
@@ -111,11 +112,8 @@ impl Client {
             cache,
             tx,
         ));
-        tasks.spawn(crate::socks::serve(
-            listener,
-            pool.clone(),
-            Duration::from_secs(config.stream_timeout_secs),
-        ));
+        let exits = ExitRequests::new(pool.clone(), Duration::from_secs(config.stream_timeout_secs));
+        tasks.spawn(crate::socks::serve(listener, exits));
         tasks.spawn(pool.clone().keep_preemptive(config.preemptive_ports.clone()));
         tracing::info!(%socks_addr, "SOCKS5 proxy listening");
         Ok(ClientHandle {

@@ -8,7 +8,7 @@
 //!     identity: 64 hex digits
 //! enforce_distinct_subnets: true     # no two relays of a path in one /16
 //! circuit_max_dirtiness_secs: 600    # new streams stop using a circuit this long after its first
-//! stream_timeout_secs: 15            # wait for CONNECTED before retrying / failing
+//! stream_timeout_secs: 15            # wait for CONNECTED (or RESOLVED) before retrying / failing
 //! circuit_build_timeout_secs: 30     # the most a build may take; less once build times are learned
 //! preemptive_ports: [80, 443]        # keep a clean circuit ready for each ([] for none)
 //! metrics_listen: 127.0.0.1:9036     # Prometheus /metrics (loopback only; optional)

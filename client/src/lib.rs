@@ -8,12 +8,15 @@
 //!   restart is ready without the authorities.
 //! - [`guard`]: the persisted guard sample and its primary guards (guard-spec, simplified).
 //! - [`build_timeout`]: the circuit build timeout learned from build times (Tor's CBT).
-//! - circuits themselves (telescoping build, streams) are `onionlab_link::origin`.
+//! - circuits themselves (telescoping build, streams, RESOLVE) are `onionlab_link::origin`.
 //! - [`pool`]: which circuit a stream uses (isolation by SOCKS credentials, 10-minute reuse),
 //!   building through the guards within the learned timeout, and clean circuits kept ready
 //!   for common ports.
-//! - [`socks`]: the SOCKS5 server: hostnames go to the exit unresolved, failures become
-//!   SOCKS reply codes, a failed stream is retried once on a fresh circuit.
+//! - [`exit_request`]: opening a stream or resolving a name at an exit, with one retry on a
+//!   fresh circuit and one classification of failures, shared by the front ends:
+//! - [`socks`]: the SOCKS5 server (hostnames go to the exit unresolved, Tor's RESOLVE
+//!   extension, precise reply codes), with [`socks_codec`] for requests and replies;
+//!   [`linger`]: closing after an error answer so that the answer arrives.
 //! - [`stats`]: counters for `/metrics`.
 //! - [`client`]: start-up and the handle tests and the testbed use.
 #![forbid(unsafe_code)]
@@ -23,9 +26,12 @@ pub mod client;
 pub mod config;
 pub mod consensus_cache;
 pub mod directory;
+pub mod exit_request;
 pub mod guard;
+pub mod linger;
 pub mod pool;
 pub mod socks;
+pub mod socks_codec;
 pub mod stats;
 
 pub use client::{Client, ClientHandle};

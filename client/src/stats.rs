@@ -10,6 +10,8 @@ use std::time::Duration;
 pub struct ClientStats {
     /// SOCKS connections accepted.
     pub socks_connections: AtomicU64,
+    /// Names asked to be resolved (SOCKS RESOLVE).
+    pub resolves: AtomicU64,
     /// Streams that reached CONNECTED.
     pub streams_opened: AtomicU64,
     /// SOCKS requests answered with a failure.
@@ -42,6 +44,11 @@ impl ClientStats {
             "onionlab_client_socks_connections_total",
             "SOCKS connections accepted.",
             g(&self.socks_connections),
+        )
+        .counter(
+            "onionlab_client_resolves_total",
+            "Names sent to an exit to resolve (SOCKS RESOLVE).",
+            g(&self.resolves),
         )
         .counter(
             "onionlab_client_streams_opened_total",
