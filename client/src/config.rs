@@ -2,6 +2,7 @@
 //!
 //! ```yaml
 //! socks_listen: 127.0.0.1:9050       # loopback only
+//! http_connect_listen: 127.0.0.1:9080 # HTTP CONNECT proxy (loopback only; optional, off by default)
 //! data_dir: ~/.local/share/onionlab-client  # state.json (guards), cached-consensus
 //! authorities:                       # a consensus needs valid signatures from more than half
 //!   - address: 127.0.9.1:7000
@@ -26,6 +27,9 @@ pub struct ClientConfig {
     /// SOCKS5 listener; must be a loopback address.
     #[serde(default = "default_socks")]
     pub socks_listen: SocketAddr,
+    /// HTTP CONNECT listener (none by default); must be a loopback address.
+    #[serde(default)]
+    pub http_connect_listen: Option<SocketAddr>,
     /// Where the guards (`state.json`) and the cached consensus are kept.
     pub data_dir: PathBuf,
     /// Trusted authorities.
@@ -75,6 +79,7 @@ impl ClientConfig {
     pub fn new(data_dir: PathBuf, authorities: Vec<AuthorityEntry>) -> Self {
         ClientConfig {
             socks_listen: default_socks(),
+            http_connect_listen: None,
             data_dir,
             authorities,
             enforce_distinct_subnets: true,
@@ -96,6 +101,7 @@ mod tests {
         let cfg: ClientConfig =
             onionlab_link::config::parse(include_str!("../contrib/client.yaml"), "client.yaml").unwrap();
         assert!(cfg.socks_listen.ip().is_loopback());
+        assert!(cfg.http_connect_listen.is_some_and(|a| a.ip().is_loopback()));
         assert_eq!(cfg.authorities.len(), 1);
         assert_eq!(cfg.preemptive_ports, vec![80, 443]);
     }

@@ -1,4 +1,4 @@
-//! # onionlab-client: the SOCKS5 client proxy
+//! # onionlab-client: the SOCKS5 (and HTTP CONNECT) client proxy
 //!
 //! Point a browser or curl at the SOCKS port and every connection leaves through a 3-hop
 //! onion circuit:
@@ -13,10 +13,11 @@
 //!   building through the guards within the learned timeout, and clean circuits kept ready
 //!   for common ports.
 //! - [`exit_request`]: opening a stream or resolving a name at an exit, with one retry on a
-//!   fresh circuit and one classification of failures, shared by the front ends:
+//!   fresh circuit and one classification of failures, shared by both front ends:
 //! - [`socks`]: the SOCKS5 server (hostnames go to the exit unresolved, Tor's RESOLVE
 //!   extension, precise reply codes), with [`socks_codec`] for requests and replies;
-//!   [`linger`]: closing after an error answer so that the answer arrives.
+//! - [`http_connect`]: the optional HTTP CONNECT proxy port;
+//! - [`linger`]: closing after an error answer so that the answer arrives.
 //! - [`stats`]: counters for `/metrics`.
 //! - [`client`]: start-up and the handle tests and the testbed use.
 #![forbid(unsafe_code)]
@@ -28,6 +29,7 @@ pub mod consensus_cache;
 pub mod directory;
 pub mod exit_request;
 pub mod guard;
+pub mod http_connect;
 pub mod linger;
 pub mod pool;
 pub mod socks;

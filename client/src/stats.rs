@@ -10,11 +10,13 @@ use std::time::Duration;
 pub struct ClientStats {
     /// SOCKS connections accepted.
     pub socks_connections: AtomicU64,
+    /// HTTP CONNECT connections accepted.
+    pub http_connect_connections: AtomicU64,
     /// Names asked to be resolved (SOCKS RESOLVE).
     pub resolves: AtomicU64,
     /// Streams that reached CONNECTED.
     pub streams_opened: AtomicU64,
-    /// SOCKS requests answered with a failure.
+    /// Requests (SOCKS, HTTP CONNECT) answered with a failure.
     pub stream_failures: AtomicU64,
     /// Requests retried on a fresh circuit.
     pub stream_retries: AtomicU64,
@@ -46,6 +48,11 @@ impl ClientStats {
             g(&self.socks_connections),
         )
         .counter(
+            "onionlab_client_http_connect_connections_total",
+            "HTTP CONNECT connections accepted.",
+            g(&self.http_connect_connections),
+        )
+        .counter(
             "onionlab_client_resolves_total",
             "Names sent to an exit to resolve (SOCKS RESOLVE).",
             g(&self.resolves),
@@ -57,7 +64,7 @@ impl ClientStats {
         )
         .counter(
             "onionlab_client_stream_failures_total",
-            "SOCKS requests answered with an error.",
+            "SOCKS and HTTP CONNECT requests answered with an error.",
             g(&self.stream_failures),
         )
         .counter(
