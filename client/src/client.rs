@@ -1,8 +1,11 @@
-//! Client start-up: the consensus fetcher, the circuit pool and the SOCKS listener.
+//! Client start-up: the consensus (from the cache, then the authorities), the circuit pool
+//! with its circuits ahead of demand, and the SOCKS and HTTP CONNECT listeners.
 
 use crate::config::ClientConfig;
-use crate::guard::GuardStore;
-use crate::pool::{CircuitInfo, CircuitPool, IsolationKey};
+use crate::consensus_cache::ConsensusCache;
+use crate::exit_request::ExitRequests;
+use crate::guard::{GuardParams, Guards};
+use crate::pool::{CircuitInfo, CircuitPool};
 use onionlab_link::channel::ChannelConnector;
 use onionlab_link::origin::EntryLinks;
 use onionlab_proto::consensus::Consensus;
@@ -22,6 +25,8 @@ pub struct Client;
 pub struct ClientHandle {
     /// Where the SOCKS5 server listens.
     pub socks_addr: SocketAddr,
+    /// Where the HTTP CONNECT proxy listens, if configured.
+    pub http_connect_addr: Option<SocketAddr>,
     /// The circuits.
     pub pool: Arc<CircuitPool>,
     consensus: watch::Receiver<Option<Arc<Consensus>>>,
@@ -35,7 +40,7 @@ pub enum StartError {
     /// The configuration is unusable.
     #[error("configuration: {0}")]
     Config(String),
-    /// The SOCKS port could not be bound.
+    /// A listening port could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         /// The address.
@@ -49,14 +54,18 @@ pub enum StartError {
 }
 
 impl Client {
-    /// Starts fetching the consensus, binds the SOCKS port (loopback only) and builds a first
-    /// circuit ahead of demand.
+    /// Loads the cached consensus, starts fetching newer ones, binds the proxy ports
+    /// (loopback only) and builds circuits ahead of demand.
     pub async fn start(config: ClientConfig) -> Result<ClientHandle, StartError> {
-        if !config.socks_listen.ip().is_loopback() {
-            return Err(StartError::Config(format!(
-                "socks_listen {} is not a loopback address; the SOCKS port must not be reachable from other hosts",
-                config.socks_listen
-            )));
+        for (name, addr) in [
+            ("socks_listen", Some(config.socks_listen)),
+            ("http_connect_listen", config.http_connect_listen),
+        ] {
+            if let Some(addr) = addr.filter(|a| !a.ip().is_loopback()) {
+                return Err(StartError::Config(format!(
+                    "{name} {addr} is not a loopback address; proxy ports must not be reachable from other hosts"
+                )));
+            }
         }
         if config.authorities.is_empty() {
             return Err(StartError::Config("no authorities configured".into()));
@@ -69,21 +78,18 @@ impl Client {
                     .map_err(|e| StartError::Config(format!("authority {}: {e}", a.address)))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let listener = TcpListener::bind(config.socks_listen)
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: config.socks_listen,
-                source,
-            })?;
-        let socks_addr = listener.local_addr().map_err(|source| StartError::Listen {
-            addr: config.socks_listen,
-            source,
-        })?;
-        let (tx, rx) = watch::channel(None);
+        let (listener, socks_addr) = bind(config.socks_listen).await?;
+        let http_connect = match config.http_connect_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let cache = ConsensusCache::new(&config.data_dir);
+        let cached = cache.load(&trusted, crate::directory::unix_now());
+        let (tx, rx) = watch::channel(cached.map(Arc::new));
         let pool = Arc::new(CircuitPool::new(
             rx.clone(),
             EntryLinks::new(ChannelConnector::new(onionlab_link::tls::client_config()?)),
-            GuardStore::new(&config.data_dir),
+            Guards::load(&config.data_dir, GuardParams::default()),
             PathRules {
                 enforce_distinct_subnets: config.enforce_distinct_subnets,
             },
@@ -98,34 +104,39 @@ impl Client {
             let p = pool.clone();
             tasks.spawn(onionlab_link::metrics::serve(
                 listener,
-                Arc::new(move || p.stats.render(&p.build_times())),
+                Arc::new(move || p.stats.render(&p.build_times(), p.build_timeout())),
             ));
         }
-        tasks.spawn(crate::directory::refresh_loop(config.authorities.clone(), trusted, tx));
-        tasks.spawn(crate::socks::serve(
-            listener,
-            pool.clone(),
-            Duration::from_secs(config.stream_timeout_secs),
+        tasks.spawn(crate::directory::refresh_loop(
+            config.authorities.clone(),
+            trusted,
+            cache,
+            tx,
         ));
-        let preemptive = pool.clone();
-        tasks.spawn(async move {
-            // A first circuit ahead of demand, so the first request does not wait for a build.
-            if let Err(e) = preemptive.get(&IsolationKey::default(), None, false).await {
-                tracing::info!("preemptive circuit failed: {e}");
-            }
-            loop {
-                tokio::time::sleep(Duration::from_secs(60)).await;
-                preemptive.prune();
-            }
-        });
+        let exits = ExitRequests::new(pool.clone(), Duration::from_secs(config.stream_timeout_secs));
+        tasks.spawn(crate::socks::serve(listener, exits.clone()));
         tracing::info!(%socks_addr, "SOCKS5 proxy listening");
+        let http_connect_addr = http_connect.map(|(listener, addr)| {
+            tasks.spawn(crate::http_connect::serve(listener, exits));
+            tracing::info!(%addr, "HTTP CONNECT proxy listening");
+            addr
+        });
+        tasks.spawn(pool.clone().keep_preemptive(config.preemptive_ports.clone()));
         Ok(ClientHandle {
             socks_addr,
+            http_connect_addr,
             pool,
             consensus: rx,
             tasks,
         })
     }
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listen_err = |source| StartError::Listen { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(listen_err)?;
+    let bound = listener.local_addr().map_err(listen_err)?;
+    Ok((listener, bound))
 }
 
 impl ClientHandle {

@@ -2,14 +2,16 @@
 //!
 //! ```yaml
 //! socks_listen: 127.0.0.1:9050       # loopback only
-//! data_dir: ~/.local/share/onionlab-client
+//! http_connect_listen: 127.0.0.1:9080 # HTTP CONNECT proxy (loopback only; optional, off by default)
+//! data_dir: ~/.local/share/onionlab-client  # state.json (guards), cached-consensus
 //! authorities:                       # a consensus needs valid signatures from more than half
 //!   - address: 127.0.9.1:7000
 //!     identity: 64 hex digits
 //! enforce_distinct_subnets: true     # no two relays of a path in one /16
 //! circuit_max_dirtiness_secs: 600    # new streams stop using a circuit this long after its first
-//! stream_timeout_secs: 15            # wait for CONNECTED before retrying / failing
-//! circuit_build_timeout_secs: 30
+//! stream_timeout_secs: 15            # wait for CONNECTED (or RESOLVED) before retrying / failing
+//! circuit_build_timeout_secs: 30     # the most a build may take; less once build times are learned
+//! preemptive_ports: [80, 443]        # keep a clean circuit ready for each ([] for none)
 //! metrics_listen: 127.0.0.1:9036     # Prometheus /metrics (loopback only; optional)
 //! ```
 
@@ -25,7 +27,10 @@ pub struct ClientConfig {
     /// SOCKS5 listener; must be a loopback address.
     #[serde(default = "default_socks")]
     pub socks_listen: SocketAddr,
-    /// Where the guard choice is kept.
+    /// HTTP CONNECT listener (none by default); must be a loopback address.
+    #[serde(default)]
+    pub http_connect_listen: Option<SocketAddr>,
+    /// Where the guards (`state.json`) and the cached consensus are kept.
     pub data_dir: PathBuf,
     /// Trusted authorities.
     pub authorities: Vec<AuthorityEntry>,
@@ -38,9 +43,13 @@ pub struct ClientConfig {
     /// Seconds to wait for CONNECTED.
     #[serde(default = "default_stream_timeout")]
     pub stream_timeout_secs: u64,
-    /// Seconds a circuit build may take.
+    /// Seconds a circuit build may take at most; the limit learned from observed build
+    /// times is usually lower (see `build_timeout`).
     #[serde(default = "default_build_timeout")]
     pub circuit_build_timeout_secs: u64,
+    /// Ports for which a clean circuit is kept ready in the default isolation group.
+    #[serde(default = "default_preemptive_ports")]
+    pub preemptive_ports: Vec<u16>,
     /// Prometheus `/metrics` address (loopback only; none by default).
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
@@ -61,18 +70,23 @@ fn default_stream_timeout() -> u64 {
 fn default_build_timeout() -> u64 {
     30
 }
+fn default_preemptive_ports() -> Vec<u16> {
+    vec![80, 443]
+}
 
 impl ClientConfig {
     /// A configuration with defaults.
     pub fn new(data_dir: PathBuf, authorities: Vec<AuthorityEntry>) -> Self {
         ClientConfig {
             socks_listen: default_socks(),
+            http_connect_listen: None,
             data_dir,
             authorities,
             enforce_distinct_subnets: true,
             circuit_max_dirtiness_secs: default_dirtiness(),
             stream_timeout_secs: default_stream_timeout(),
             circuit_build_timeout_secs: default_build_timeout(),
+            preemptive_ports: default_preemptive_ports(),
             metrics_listen: None,
         }
     }
@@ -87,6 +101,8 @@ mod tests {
         let cfg: ClientConfig =
             onionlab_link::config::parse(include_str!("../contrib/client.yaml"), "client.yaml").unwrap();
         assert!(cfg.socks_listen.ip().is_loopback());
+        assert!(cfg.http_connect_listen.is_some_and(|a| a.ip().is_loopback()));
         assert_eq!(cfg.authorities.len(), 1);
+        assert_eq!(cfg.preemptive_ports, vec![80, 443]);
     }
 }

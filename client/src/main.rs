@@ -1,4 +1,4 @@
-//! `onionlab-client`: the SOCKS5 proxy into the onion network.
+//! `onionlab-client`: the SOCKS5 (and HTTP CONNECT) proxy into the onion network.
 
 use anyhow::Context;
 use clap::Parser;
@@ -10,6 +10,7 @@ use std::path::PathBuf;
 /// different SOCKS usernames/passwords use different circuits.
 ///
 /// Try: curl --socks5-hostname 127.0.0.1:9050 http://example.org/
+/// or, with `http_connect_listen: 127.0.0.1:9080`: curl -p -x http://127.0.0.1:9080 http://example.org/
 #[derive(Parser)]
 #[command(version, about, long_about)]
 struct Args {
@@ -25,6 +26,9 @@ async fn main() -> anyhow::Result<()> {
     let config: ClientConfig = onionlab_link::config::load(&args.config)?;
     let mut handle = Client::start(config).await.context("starting the client")?;
     println!("SOCKS5 proxy on {}", handle.socks_addr);
+    if let Some(addr) = handle.http_connect_addr {
+        println!("HTTP CONNECT proxy on {addr}");
+    }
     tokio::select! {
         _ = handle.wait() => anyhow::bail!("client task stopped"),
         _ = tokio::signal::ctrl_c() => Ok(()),

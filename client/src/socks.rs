@@ -1,30 +1,34 @@
-//! The SOCKS5 server (RFC 1928, with RFC 1929 username/password for stream isolation).
+//! The SOCKS5 server (RFC 1928, with RFC 1929 username/password for stream isolation, and
+//! Tor's RESOLVE extension).
 //!
-//! - Listens on loopback only; the negotiation must finish within [`NEGOTIATION_TIMEOUT`].
+//! - Listens on loopback only; the greeting, authentication and request must arrive within
+//!   [`NEGOTIATION_TIMEOUT`].
+//! - fast-socks5 negotiates the authentication; the request itself is read with
+//!   [`crate::socks_codec`], which knows Tor's RESOLVE (fast-socks5 refuses unknown commands).
 //! - CONNECT to a hostname forwards the name to the exit unresolved: this process never
 //!   resolves a SOCKS hostname. IPv4 and IPv6 targets are forwarded as addresses.
+//! - RESOLVE (0xF0) asks an exit (RELAY RESOLVE) and answers the address in BND.ADDR; an
+//!   address literal is answered as is. RESOLVE_PTR, BIND and UDP ASSOCIATE get reply 7.
 //! - Credentials are not checked; they select the isolation group (see [`crate::pool`]).
-//! - A stream that fails because of its circuit (closed, timed out) or its exit (policy,
-//!   resolution, resources) is retried once on a fresh circuit; a refusal by the destination
-//!   is not retried.
-//! - Failures become the SOCKS reply that says what failed: 0x02 not allowed by an exit
-//!   policy, 0x03 network unreachable (no circuit), 0x04 host unreachable (resolution failed),
-//!   0x05 connection refused, 0x06 TTL expired (timeout), 0x07 command not supported.
+//! - Retries and failure classes are [`crate::exit_request`]'s; the reply codes: 0x02 not
+//!   allowed by an exit policy, 0x03 network unreachable (no circuit), 0x04 host unreachable
+//!   (resolution failed), 0x05 connection refused, 0x06 TTL expired (timeout), 0x07 command
+//!   not supported, 0x08 address type not supported.
 //! - Destinations and credentials never appear in logs at `info` or above.
 
-use crate::pool::{CircuitPool, IsolationKey, PoolError};
+use crate::exit_request::{ExitRequests, FailureKind};
+use crate::linger::linger_close;
+use crate::pool::IsolationKey;
+use crate::socks_codec::{Address, Command, Decoded, MAX_REQUEST_LEN, Reply, Request, decode_request, encode_reply};
 use crate::stats::ClientStats;
 use fast_socks5::server::{
-    AuthMethodSuccessState, NoAuthentication, PasswordAuthentication, Socks5ServerProtocol, StandardAuthentication,
+    NoAuthentication, PasswordAuthentication, Socks5ServerProtocol, StandardAuthentication,
     StandardAuthenticationStarted,
 };
-use fast_socks5::util::target_addr::TargetAddr;
-use fast_socks5::{ReplyError, Socks5Command};
-use onionlab_link::origin::StreamError;
-use onionlab_proto::path::PathError;
-use onionlab_proto::relay_msg::{EndReason, Target, TargetHost};
-use std::sync::Arc;
+use onionlab_proto::relay_msg::{Target, TargetHost};
+use std::net::SocketAddr;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Limit for the SOCKS greeting, authentication and request.
@@ -35,8 +39,10 @@ const METHODS: &[StandardAuthentication] = &[
     StandardAuthentication::NoAuthentication(NoAuthentication),
 ];
 
+const UNBOUND: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
 /// Serves SOCKS connections until the listener fails.
-pub async fn serve(listener: TcpListener, pool: Arc<CircuitPool>, stream_timeout: Duration) {
+pub async fn serve(listener: TcpListener, exits: ExitRequests) {
     loop {
         let (sock, _) = match listener.accept().await {
             Ok(x) => x,
@@ -46,130 +52,109 @@ pub async fn serve(listener: TcpListener, pool: Arc<CircuitPool>, stream_timeout
                 continue;
             }
         };
-        ClientStats::bump(&pool.stats.socks_connections);
-        let pool = pool.clone();
+        ClientStats::bump(&exits.stats().socks_connections);
+        let exits = exits.clone();
         tokio::spawn(async move {
-            if let Err(e) = handle(sock, &pool, stream_timeout).await {
+            if let Err(e) = handle(sock, &exits).await {
                 tracing::debug!("SOCKS connection ended: {e}");
             }
         });
     }
 }
 
-/// What the client asked for, after negotiation.
-struct Request {
-    proto: Socks5ServerProtocol<TcpStream, fast_socks5::server::states::CommandRead>,
-    isolation: IsolationKey,
-    target: Target,
+/// The SOCKS reply for a failure.
+pub fn reply_for(kind: FailureKind) -> Reply {
+    match kind {
+        FailureKind::NotAllowed => Reply::NotAllowed,
+        FailureKind::NetworkUnreachable => Reply::NetworkUnreachable,
+        FailureKind::HostUnreachable => Reply::HostUnreachable,
+        FailureKind::Refused => Reply::ConnectionRefused,
+        FailureKind::Timeout => Reply::TtlExpired,
+        FailureKind::Other => Reply::GeneralFailure,
+    }
 }
 
-async fn negotiate(sock: TcpStream) -> Result<Option<Request>, fast_socks5::server::SocksServerError> {
+/// Authenticates (the credentials become the isolation key) and reads the request. None: the
+/// request was refused and answered already.
+async fn negotiate(sock: &mut TcpStream) -> anyhow::Result<Option<(IsolationKey, Request)>> {
     let _ = sock.set_nodelay(true);
-    let proto = Socks5ServerProtocol::start(sock);
-    let (proto, creds) = match proto.negotiate_auth(METHODS).await? {
-        StandardAuthenticationStarted::NoAuthentication(a) => (a.finish_auth(), None),
+    // fast-socks5 works on a borrowed socket, so the socket is ours again after authentication.
+    let creds = match Socks5ServerProtocol::start(&mut *sock).negotiate_auth(METHODS).await? {
+        StandardAuthenticationStarted::NoAuthentication(_) => None,
         StandardAuthenticationStarted::PasswordAuthentication(a) => {
             let (user, pass, a) = a.read_username_password().await?;
-            (a.accept().await?.finish_auth(), Some((user, pass)))
+            a.accept().await?;
+            Some((user, pass))
         }
     };
-    let (proto, cmd, addr) = proto.read_command().await?;
-    if cmd != Socks5Command::TCPConnect {
-        proto.reply_error(&ReplyError::CommandNotSupported).await?;
-        return Ok(None);
-    }
-    let target = match addr {
-        TargetAddr::Ip(sa) => Target {
-            host: TargetHost::Ip(sa.ip()),
-            port: sa.port(),
-        },
-        TargetAddr::Domain(name, port) => match TargetHost::parse(&name) {
-            Ok(host) => Target { host, port },
-            Err(_) => {
-                proto.reply_error(&ReplyError::HostUnreachable).await?;
+    let mut buf = Vec::with_capacity(MAX_REQUEST_LEN);
+    loop {
+        match decode_request(&buf) {
+            Ok(Decoded::Request(request, _)) => return Ok(Some((IsolationKey::new(creds), request))),
+            Ok(Decoded::NeedMore(n)) => {
+                let have = buf.len();
+                buf.resize(n, 0);
+                sock.read_exact(&mut buf[have..]).await?;
+            }
+            Err(e) => {
+                if let Some(reply) = e.reply() {
+                    sock.write_all(&encode_reply(reply, UNBOUND)).await?;
+                }
+                tracing::debug!("SOCKS request refused: {e}");
                 return Ok(None);
             }
-        },
-    };
-    Ok(Some(Request {
-        proto,
-        isolation: IsolationKey::new(creds),
-        target,
-    }))
-}
-
-/// Whether a failure is worth a second try on a fresh circuit.
-fn retryable(e: &StreamError) -> bool {
-    match e {
-        StreamError::CircuitClosed | StreamError::Timeout => true,
-        StreamError::End(r) => !matches!(r, EndReason::ConnectRefused | EndReason::Done),
+        }
     }
 }
 
-fn reply_for_stream(e: &StreamError) -> ReplyError {
-    match e {
-        StreamError::Timeout => ReplyError::TtlExpired,
-        StreamError::CircuitClosed => ReplyError::NetworkUnreachable,
-        StreamError::End(r) => match r {
-            EndReason::ExitPolicy => ReplyError::ConnectionNotAllowed,
-            EndReason::ResolveFailed => ReplyError::HostUnreachable,
-            EndReason::ConnectRefused => ReplyError::ConnectionRefused,
-            EndReason::Timeout => ReplyError::TtlExpired,
-            EndReason::NoRoute => ReplyError::NetworkUnreachable,
-            _ => ReplyError::GeneralFailure,
-        },
-    }
-}
-
-fn reply_for_pool(e: &PoolError) -> ReplyError {
-    match e {
-        PoolError::Path(PathError::NoExit) => ReplyError::ConnectionNotAllowed,
-        _ => ReplyError::NetworkUnreachable,
-    }
-}
-
-async fn handle(sock: TcpStream, pool: &CircuitPool, stream_timeout: Duration) -> anyhow::Result<()> {
-    let Some(req) = tokio::time::timeout(NEGOTIATION_TIMEOUT, negotiate(sock))
+async fn handle(mut sock: TcpStream, exits: &ExitRequests) -> anyhow::Result<()> {
+    let Some((isolation, request)) = tokio::time::timeout(NEGOTIATION_TIMEOUT, negotiate(&mut sock))
         .await
         .map_err(|_| anyhow::anyhow!("SOCKS negotiation timed out"))??
     else {
+        // Refused before the whole request was read.
+        linger_close(sock).await;
         return Ok(());
     };
-    let mut last = None;
-    for attempt in 0..2 {
-        let circuit = match pool.get(&req.isolation, Some(&req.target), attempt > 0).await {
-            Ok(c) => c,
-            Err(e) => {
-                ClientStats::bump(&pool.stats.stream_failures);
-                tracing::info!("no circuit for a stream: {e}");
-                req.proto.reply_error(&reply_for_pool(&e)).await?;
+    let host = match &request.address {
+        Address::Ip(ip) => TargetHost::Ip(*ip),
+        // A name that is not plausible DNS cannot resolve anywhere.
+        Address::Name(n) => match std::str::from_utf8(n).ok().and_then(|n| TargetHost::parse(n).ok()) {
+            Some(h) => h,
+            None => {
+                sock.write_all(&encode_reply(Reply::HostUnreachable, UNBOUND)).await?;
                 return Ok(());
             }
-        };
-        match circuit.begin(req.target.clone(), stream_timeout).await {
-            Ok(id) => {
-                ClientStats::bump(&pool.stats.streams_opened);
-                match req.proto.reply_success("0.0.0.0:0".parse()?).await {
-                    Ok(sock) => circuit.attach(id, sock).await,
+        },
+    };
+    match (request.command, host) {
+        (Command::Connect, host) => {
+            let target = Target {
+                host,
+                port: request.port,
+            };
+            match exits.open_stream(&isolation, &target).await {
+                Ok(stream) => match sock.write_all(&encode_reply(Reply::Succeeded, UNBOUND)).await {
+                    Ok(()) => stream.attach(sock).await,
                     Err(e) => {
-                        circuit.abandon(id).await;
+                        stream.abandon().await;
                         return Err(e.into());
                     }
-                }
-                return Ok(());
-            }
-            Err(e) => {
-                tracing::debug!(circuit = circuit.id, attempt, "stream failed: {e}");
-                let again = retryable(&e);
-                last = Some(e);
-                if !again {
-                    break;
-                }
+                },
+                Err(e) => sock.write_all(&encode_reply(reply_for(e.kind()), UNBOUND)).await?,
             }
         }
+        (Command::Resolve, TargetHost::Ip(ip)) => {
+            sock.write_all(&encode_reply(Reply::Succeeded, SocketAddr::new(ip, 0)))
+                .await?
+        }
+        (Command::Resolve, TargetHost::Name(name)) => {
+            let answer = match exits.resolve(&isolation, &name).await {
+                Ok(ip) => encode_reply(Reply::Succeeded, SocketAddr::new(ip, 0)),
+                Err(e) => encode_reply(reply_for(e.kind()), UNBOUND),
+            };
+            sock.write_all(&answer).await?;
+        }
     }
-    ClientStats::bump(&pool.stats.stream_failures);
-    let e = last.unwrap_or(StreamError::CircuitClosed);
-    req.proto.reply_error(&reply_for_stream(&e)).await?;
     Ok(())
 }

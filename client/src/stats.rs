@@ -10,14 +10,22 @@ use std::time::Duration;
 pub struct ClientStats {
     /// SOCKS connections accepted.
     pub socks_connections: AtomicU64,
+    /// HTTP CONNECT connections accepted.
+    pub http_connect_connections: AtomicU64,
+    /// Names asked to be resolved (SOCKS RESOLVE).
+    pub resolves: AtomicU64,
     /// Streams that reached CONNECTED.
     pub streams_opened: AtomicU64,
-    /// SOCKS requests answered with a failure.
+    /// Requests (SOCKS, HTTP CONNECT) answered with a failure.
     pub stream_failures: AtomicU64,
+    /// Requests retried on a fresh circuit.
+    pub stream_retries: AtomicU64,
     /// Circuits built.
     pub circuits_built: AtomicU64,
-    /// Circuit builds that failed.
+    /// Circuit builds that failed (timeouts included).
     pub circuit_build_failures: AtomicU64,
+    /// Circuit builds abandoned at the learned build timeout.
+    pub circuit_build_timeouts: AtomicU64,
 }
 
 impl ClientStats {
@@ -26,8 +34,9 @@ impl ClientStats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The Prometheus page; `builds` are the build times so far.
-    pub fn render(&self, builds: &[Duration]) -> String {
+    /// The Prometheus page; `builds` are the build times so far, `build_timeout` the
+    /// current circuit build timeout.
+    pub fn render(&self, builds: &[Duration], build_timeout: Duration) -> String {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut sorted = builds.to_vec();
         sorted.sort();
@@ -39,14 +48,29 @@ impl ClientStats {
             g(&self.socks_connections),
         )
         .counter(
+            "onionlab_client_http_connect_connections_total",
+            "HTTP CONNECT connections accepted.",
+            g(&self.http_connect_connections),
+        )
+        .counter(
+            "onionlab_client_resolves_total",
+            "Names sent to an exit to resolve (SOCKS RESOLVE).",
+            g(&self.resolves),
+        )
+        .counter(
             "onionlab_client_streams_opened_total",
             "Streams connected through a circuit.",
             g(&self.streams_opened),
         )
         .counter(
             "onionlab_client_stream_failures_total",
-            "SOCKS requests answered with an error.",
+            "SOCKS and HTTP CONNECT requests answered with an error.",
             g(&self.stream_failures),
+        )
+        .counter(
+            "onionlab_client_stream_retries_total",
+            "Requests retried on a fresh circuit.",
+            g(&self.stream_retries),
         )
         .counter(
             "onionlab_client_circuits_built_total",
@@ -58,10 +82,20 @@ impl ClientStats {
             "Circuit builds that failed.",
             g(&self.circuit_build_failures),
         )
+        .counter(
+            "onionlab_client_circuit_build_timeouts_total",
+            "Circuit builds abandoned at the learned build timeout.",
+            g(&self.circuit_build_timeouts),
+        )
         .gauge(
             "onionlab_client_circuit_build_seconds_median",
             "Median circuit build time.",
             median,
+        )
+        .gauge(
+            "onionlab_client_circuit_build_timeout_seconds",
+            "Current circuit build timeout (learned from build times).",
+            build_timeout.as_secs_f64(),
         );
         e.finish()
     }

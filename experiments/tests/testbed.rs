@@ -9,6 +9,7 @@ use onionlab_experiments::testbed::{DEMO_HOSTNAME, Testbed, TestbedConfig};
 use onionlab_proto::keys::{fingerprint, fresh_signing_key};
 use onionlab_relay::stats::RelayStats;
 use sha2::{Digest, Sha256};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -83,7 +84,11 @@ async fn browse_through_three_hops() {
     fetch(&tb, DEMO_HOSTNAME, "/", Some(("bob", "x"))).await.unwrap();
     fetch(&tb, DEMO_HOSTNAME, "/", Some(("alice", "x"))).await.unwrap();
     let after = tb.client.circuits().await;
-    let new: Vec<_> = after.iter().filter(|c| !before.iter().any(|b| b.id == c.id)).collect();
+    // (Circuits kept ready in the default group may be rebuilt meanwhile; they carry no streams.)
+    let new: Vec<_> = after
+        .iter()
+        .filter(|c| c.streams > 0 && !before.iter().any(|b| b.id == c.id))
+        .collect();
     assert_eq!(new.len(), 2, "one circuit per isolation group: {new:?}");
     assert_ne!(new[0].isolation, new[1].isolation);
     let mut streams: Vec<u64> = new.iter().map(|c| c.streams).collect();
@@ -178,21 +183,17 @@ async fn client_rules_for_trust_reuse_and_retries() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     get(DEMO_HOSTNAME).await.unwrap();
     let later = client.circuits().await;
+    let dirty: Vec<u64> = first.iter().filter(|c| c.streams > 0).map(|c| c.id).collect();
     assert!(
-        later
-            .iter()
-            .all(|c| !first.iter().any(|f| f.id == c.id && c.streams > 0)),
+        later.iter().all(|c| !dirty.contains(&c.id)),
         "the dirty circuit was retired: {later:?}"
     );
 
     // A refused destination is answered 0x05 and not retried; a policy refusal is retried once
     // on a fresh circuit before the client answers 0x02.
-    let builds = client.pool.build_times().len();
+    let retries = || client.pool.stats.stream_retries.load(Ordering::Relaxed);
+    let before = retries();
     let refused = connect(client.socks_addr, "127.0.0.1", 1, None).await.unwrap_err();
     assert!(matches!(refused, SocksClientError::Reply(0x05)), "{refused}");
-    assert_eq!(
-        client.pool.build_times().len(),
-        builds,
-        "connection refused is not retried"
-    );
+    assert_eq!(retries(), before, "connection refused is not retried");
 }

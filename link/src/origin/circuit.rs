@@ -4,7 +4,9 @@
 //! for the middle and once for the exit; each hop's reply completes its handshake and adds its
 //! keys. No relay learns more than its neighbours: the guard sees the client, the exit sees
 //! the destination. Streams: BEGIN goes to the exit with the target as given (hostnames
-//! unresolved); CONNECTED or END answers; then a [`StreamMux`] pumps bytes. Any cell that fails
+//! unresolved); CONNECTED or END answers; then a [`StreamMux`] pumps bytes. RESOLVE asks the exit
+//! to resolve a name (Tor's SOCKS RESOLVE extension) on a stream id of its own; RESOLVED answers
+//! and ends that stream. Any cell that fails
 //! to open, any protocol violation, a DESTROY or a dead link closes the circuit, and every
 //! waiting stream learns it so it can retry elsewhere.
 
@@ -18,7 +20,7 @@ use onionlab_proto::keys::{OnionPublicKey, fresh_x25519};
 use onionlab_proto::layer::{ClientLayers, HopKeys};
 use onionlab_proto::ntor::{ClientHandshake, NtorParams};
 use onionlab_proto::path::Path;
-use onionlab_proto::relay_msg::{EndReason, Extend2, RelayCell, RelayMsg, StreamId, Target};
+use onionlab_proto::relay_msg::{EndReason, Extend2, RelayCell, RelayMsg, ResolvedAnswer, StreamId, Target};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,6 +82,8 @@ pub enum Ev {
     Pump(PumpEvent),
     /// Open a stream.
     Begin(Target, oneshot::Sender<Result<StreamId, StreamError>>),
+    /// Ask the exit to resolve a name.
+    Resolve(String, oneshot::Sender<Result<Vec<ResolvedAnswer>, StreamError>>),
     /// Start pumping a connected stream's socket.
     Attach(StreamId, AppStream),
     /// The application gave up on a stream before it was attached.
@@ -127,16 +131,28 @@ impl CircuitHandle {
 
     /// Opens a stream to `target`, waiting at most `wait` for CONNECTED.
     pub async fn begin(&self, target: Target, wait: Duration) -> Result<StreamId, StreamError> {
+        self.streams.fetch_add(1, Ordering::Relaxed);
+        self.ask(|tx| Ev::Begin(target, tx), wait).await
+    }
+
+    /// Asks the exit to resolve `name` (RESOLVE), waiting at most `wait` for RESOLVED. The
+    /// answers may be errors ([`ResolvedAnswer::TransientError`]...); the circuit counts as used.
+    pub async fn resolve(&self, name: String, wait: Duration) -> Result<Vec<ResolvedAnswer>, StreamError> {
+        self.ask(|tx| Ev::Resolve(name, tx), wait).await
+    }
+
+    /// Marks the circuit used, sends the request `ev` makes and waits for its answer.
+    async fn ask<T>(
+        &self,
+        ev: impl FnOnce(oneshot::Sender<Result<T, StreamError>>) -> Ev,
+        wait: Duration,
+    ) -> Result<T, StreamError> {
         self.first_used
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get_or_insert_with(Instant::now);
-        self.streams.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Ev::Begin(target, tx))
-            .await
-            .map_err(|_| StreamError::CircuitClosed)?;
+        self.tx.send(ev(tx)).await.map_err(|_| StreamError::CircuitClosed)?;
         match tokio::time::timeout(wait, rx).await {
             Err(_) => Err(StreamError::Timeout),
             Ok(Err(_)) => Err(StreamError::CircuitClosed),
@@ -163,6 +179,8 @@ struct Circuit {
     layers: ClientLayers,
     mux: StreamMux<Ev>,
     pending: HashMap<StreamId, oneshot::Sender<Result<StreamId, StreamError>>>,
+    /// RESOLVEs waiting for RESOLVED.
+    resolving: HashMap<StreamId, oneshot::Sender<Result<Vec<ResolvedAnswer>, StreamError>>>,
     /// Connected, waiting for the application socket; DATA that arrives meanwhile waits here.
     unattached: HashMap<StreamId, Vec<Vec<u8>>>,
 }
@@ -182,6 +200,7 @@ pub async fn build(links: &EntryLinks, path: Path, timeout: Duration) -> Result<
         layers: ClientLayers::new(),
         mux: StreamMux::new(tx.clone()),
         pending: HashMap::new(),
+        resolving: HashMap::new(),
         unattached: HashMap::new(),
     };
     match tokio::time::timeout(timeout, circuit.telescope(&path, &mut rx)).await {
@@ -319,7 +338,14 @@ impl Circuit {
                 destroy = send_destroy;
                 break;
             }
-            if !in_pool && self.mux.is_empty() && self.pending.is_empty() && self.unattached.is_empty() {
+            // A RESOLVE whose asker gave up no longer keeps the circuit.
+            self.resolving.retain(|_, waiting| !waiting.is_closed());
+            if !in_pool
+                && self.mux.is_empty()
+                && self.pending.is_empty()
+                && self.resolving.is_empty()
+                && self.unattached.is_empty()
+            {
                 break;
             }
         }
@@ -329,6 +355,9 @@ impl Circuit {
             self.link.circuits.remove(self.circ_id);
         }
         for (_, waiting) in self.pending.drain() {
+            let _ = waiting.send(Err(StreamError::CircuitClosed));
+        }
+        for (_, waiting) in self.resolving.drain() {
             let _ = waiting.send(Err(StreamError::CircuitClosed));
         }
         self.mux.close_all();
@@ -359,16 +388,22 @@ impl Circuit {
                 Ok(())
             }
             Ev::Begin(target, reply) => {
-                let (pending, unattached) = (&self.pending, &self.unattached);
-                let Some(id) = self
-                    .mux
-                    .allocate_id(|id| pending.contains_key(&id) || unattached.contains_key(&id))
-                else {
+                let Some(id) = self.free_stream_id() else {
                     let _ = reply.send(Err(StreamError::End(EndReason::ResourceLimit)));
                     return Ok(());
                 };
                 self.pending.insert(id, reply);
                 self.send_exit(RelayCell::new(id, RelayMsg::Begin { target, flags: 0 }))
+                    .await
+                    .map_err(|_| false)
+            }
+            Ev::Resolve(name, reply) => {
+                let Some(id) = self.free_stream_id() else {
+                    let _ = reply.send(Err(StreamError::End(EndReason::ResourceLimit)));
+                    return Ok(());
+                };
+                self.resolving.insert(id, reply);
+                self.send_exit(RelayCell::new(id, RelayMsg::Resolve(name)))
                     .await
                     .map_err(|_| false)
             }
@@ -396,6 +431,13 @@ impl Circuit {
         }
     }
 
+    /// A stream id not in use by a pumped, connecting, resolving or unattached stream.
+    fn free_stream_id(&mut self) -> Option<StreamId> {
+        let (pending, resolving, unattached) = (&self.pending, &self.resolving, &self.unattached);
+        self.mux
+            .allocate_id(|id| pending.contains_key(&id) || resolving.contains_key(&id) || unattached.contains_key(&id))
+    }
+
     async fn on_exit_msg(&mut self, cell: RelayCell) -> Result<(), bool> {
         let id = cell.stream_id;
         match cell.msg {
@@ -416,6 +458,9 @@ impl Circuit {
                 if let Some(reply) = self.pending.remove(&id) {
                     let _ = reply.send(Err(StreamError::End(reason)));
                 }
+                if let Some(reply) = self.resolving.remove(&id) {
+                    let _ = reply.send(Err(StreamError::End(reason)));
+                }
                 self.unattached.remove(&id);
                 self.mux.on_end(id);
                 Ok(())
@@ -431,6 +476,13 @@ impl Circuit {
                 let cells = self.mux.on_data(id, data).map_err(|_| true)?;
                 for c in cells {
                     self.send_exit(c).await.map_err(|_| false)?;
+                }
+                Ok(())
+            }
+            RelayMsg::Resolved(answers) => {
+                // An answer nobody waits for any more (the asker timed out) is dropped.
+                if let Some(reply) = self.resolving.remove(&id) {
+                    let _ = reply.send(Ok(answers));
                 }
                 Ok(())
             }

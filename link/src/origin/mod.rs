@@ -3,7 +3,7 @@
 //! The client builds its 3-hop circuits here, and the directory authority's bandwidth
 //! scanner its 2-hop measurement circuits; both are the *origin* of the circuit, holding
 //! every hop's keys.
-//! - [`circuit`]: the telescoping build and the circuit task with its streams.
+//! - [`circuit`]: the telescoping build and the circuit task with its streams and RESOLVEs.
 //! - [`links`]: links to first hops, shared by circuits through the same relay.
 
 pub mod circuit;
