@@ -78,6 +78,10 @@ enum Command {
         /// Streams in flight at once.
         #[arg(long, default_value_t = 500)]
         parallel: usize,
+        /// Run relay 1 from this `onionlab-relay` binary, to report its memory alone
+        /// (default: the one beside this program, if built).
+        #[arg(long)]
+        relay_binary: Option<PathBuf>,
     },
 }
 
@@ -122,8 +126,11 @@ async fn main() -> anyhow::Result<()> {
             streams,
             bytes,
             parallel,
+            relay_binary,
         } => {
-            let report = onionlab_experiments::perf::load(circuits, streams, bytes, parallel).await?;
+            let beside = std::env::current_exe()?.with_file_name("onionlab-relay");
+            let relay_binary = relay_binary.or_else(|| beside.exists().then_some(beside));
+            let report = onionlab_experiments::perf::load(circuits, streams, bytes, parallel, relay_binary).await?;
             println!("{}", report.render());
             anyhow::ensure!(
                 report.verified == streams,

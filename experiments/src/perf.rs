@@ -133,6 +133,8 @@ pub struct LoadReport {
     pub circuits_per_relay: Vec<u64>,
     /// Peak resident memory of the whole process (client, relays, authorities, demo site), KiB.
     pub peak_rss_kib: u64,
+    /// Peak resident memory of relay 1 when it ran as its own process, KiB.
+    pub relay_peak_rss_kib: Option<u64>,
 }
 
 impl LoadReport {
@@ -141,14 +143,19 @@ impl LoadReport {
         format!(
             "{} streams over {} circuits: {} verified by SHA-256, {:.1} MiB in {:.1} s\n\
              circuits created per relay: {:?}\n\
-             peak RSS of the whole testbed process (3 relays, 3 authorities, client, site): {:.1} MiB",
+             peak RSS of the whole testbed process (relays, 3 authorities, client, site): {:.1} MiB\n\
+             peak RSS of relay 1 in its own process: {}",
             self.streams,
             self.circuits,
             self.verified,
             self.bytes as f64 / 1048576.0,
             self.elapsed.as_secs_f64(),
             self.circuits_per_relay,
-            self.peak_rss_kib as f64 / 1024.0
+            self.peak_rss_kib as f64 / 1024.0,
+            self.relay_peak_rss_kib.map_or(
+                "not measured (no onionlab-relay binary beside onionlab)".to_owned(),
+                |k| format!("{:.1} MiB", k as f64 / 1024.0)
+            ),
         )
     }
 }
@@ -167,11 +174,20 @@ pub fn peak_rss_kib() -> u64 {
 
 /// Runs `streams` downloads of `bytes` each over `circuits` circuits (distinct isolation
 /// groups) of a 3-relay testbed, `parallel` at a time, checking every body's SHA-256.
-pub async fn load(circuits: usize, streams: usize, bytes: u64, parallel: usize) -> anyhow::Result<LoadReport> {
+/// With `relay_binary`, relay 1 runs as its own `onionlab-relay` process and its memory is
+/// reported alone (every circuit crosses it).
+pub async fn load(
+    circuits: usize,
+    streams: usize,
+    bytes: u64,
+    parallel: usize,
+    relay_binary: Option<std::path::PathBuf>,
+) -> anyhow::Result<LoadReport> {
     use sha2::{Digest, Sha256};
     let mut cfg = TestbedConfig::ephemeral();
     cfg.relays = 3;
     cfg.large_file = 1024;
+    cfg.relay_process = relay_binary;
     let tb = Testbed::start(cfg, Duration::from_secs(30)).await?;
     let expected = crate::demo_site::content_sha256(bytes);
     let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
@@ -206,7 +222,7 @@ pub async fn load(circuits: usize, streams: usize, bytes: u64, parallel: usize) 
             verified += usize::from(ok);
         }
     }
-    let circuits_per_relay = tb
+    let mut circuits_per_relay: Vec<u64> = tb
         .relays
         .iter()
         .map(|r| {
@@ -216,6 +232,21 @@ pub async fn load(circuits: usize, streams: usize, bytes: u64, parallel: usize) 
                 .load(std::sync::atomic::Ordering::Relaxed)
         })
         .collect();
+    let mut relay_peak_rss_kib = None;
+    if let Some(child) = &tb.relay_child {
+        relay_peak_rss_kib = child.peak_rss_kib();
+        let (_, page) = onionlab_link::dirhttp::get(child.metrics, "/metrics", 1 << 20).await?;
+        let created = String::from_utf8_lossy(&page)
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("onionlab_relay_circuits_created_total ")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0);
+        circuits_per_relay.insert(0, created);
+    }
     Ok(LoadReport {
         circuits,
         streams,
@@ -224,5 +255,6 @@ pub async fn load(circuits: usize, streams: usize, bytes: u64, parallel: usize) 
         elapsed: started.elapsed(),
         circuits_per_relay,
         peak_rss_kib: peak_rss_kib(),
+        relay_peak_rss_kib,
     })
 }

@@ -59,6 +59,8 @@ pub struct TestbedConfig {
     pub sybil_relays: usize,
     /// Bandwidth the Sybil relays advertise (bytes/s).
     pub sybil_bandwidth: u64,
+    /// Run relay 1 as a child process of this `onionlab-relay` binary (to measure it alone).
+    pub relay_process: Option<PathBuf>,
 }
 
 impl Default for TestbedConfig {
@@ -75,6 +77,7 @@ impl Default for TestbedConfig {
             authorities: 3,
             sybil_relays: 0,
             sybil_bandwidth: 10 * 1024 * 1024,
+            relay_process: None,
         }
     }
 }
@@ -124,8 +127,10 @@ fn start_err(what: impl Into<String>, error: impl std::fmt::Display) -> TestbedE
 pub struct Testbed {
     /// The directory authorities.
     pub authorities: Vec<AuthorityHandle>,
-    /// The relays.
+    /// The relays running in this process.
     pub relays: Vec<RelayHandle>,
+    /// Relay 1, when it runs as a child process ([`TestbedConfig::relay_process`]).
+    pub relay_child: Option<RelayChild>,
     /// The SOCKS client.
     pub client: ClientHandle,
     /// The demo site.
@@ -133,6 +138,50 @@ pub struct Testbed {
     /// How long start-up took.
     pub startup: Duration,
     _tempdir: Option<tempfile::TempDir>,
+}
+
+/// A relay running as a child process (killed when dropped).
+pub struct RelayChild {
+    child: tokio::process::Child,
+    /// Its `/metrics` address.
+    pub metrics: SocketAddr,
+}
+
+impl RelayChild {
+    async fn spawn(binary: &std::path::Path, mut rc: RelayConfig) -> Result<RelayChild, TestbedError> {
+        // A fixed metrics port on the relay's own address, so that it is known in advance.
+        let metrics = SocketAddr::new(rc.or_listen.ip(), METRICS_PORT);
+        rc.metrics_listen = Some(metrics);
+        std::fs::create_dir_all(&rc.data_dir).map_err(|e| start_err("relay directory", e))?;
+        let path = rc.data_dir.join("relay.yaml");
+        let yaml = serde_saphyr::to_string(&rc).map_err(|e| start_err("relay configuration", e))?;
+        std::fs::write(&path, yaml).map_err(|e| start_err("relay configuration", e))?;
+        let child = tokio::process::Command::new(binary)
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| start_err(format!("{}", binary.display()), e))?;
+        Ok(RelayChild { child, metrics })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Peak resident memory (VmHWM) so far, in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
 }
 
 /// The address of relay `i` (1-based): 127.0.i.1.
@@ -210,6 +259,7 @@ impl Testbed {
         }
 
         let mut relays = Vec::with_capacity(cfg.relays + cfg.sybil_relays);
+        let mut relay_child = None;
         for i in 1..=cfg.relays + cfg.sybil_relays {
             let sybil = i > cfg.relays;
             let ip = if sybil { IpAddr::V4(SYBIL_IP) } else { relay_ip(i) };
@@ -243,11 +293,16 @@ impl Testbed {
             let metrics_port = if cfg.relay_port == 0 || sybil { 0 } else { METRICS_PORT };
             rc.metrics_listen = Some(SocketAddr::new(ip, metrics_port));
             rc.contact = "testbed".into();
-            relays.push(
-                Relay::start(rc)
-                    .await
-                    .map_err(|e| start_err(format!("{name} on {ip}"), e))?,
-            );
+            // One client address opens every circuit here: do not let the DoS limit bite.
+            rc.max_circuits_per_client = 1 << 20;
+            match &cfg.relay_process {
+                Some(binary) if i == 1 => relay_child = Some(RelayChild::spawn(binary, rc).await?),
+                _ => relays.push(
+                    Relay::start(rc)
+                        .await
+                        .map_err(|e| start_err(format!("{name} on {ip}"), e))?,
+                ),
+            }
         }
 
         // Wait until every authority serves a consensus listing every honest relay (and as many
@@ -296,6 +351,7 @@ impl Testbed {
         Ok(Testbed {
             authorities,
             relays,
+            relay_child,
             client,
             demo,
             startup: started.elapsed(),

@@ -5,14 +5,14 @@
 //! unknown fields refused by the structs themselves, and errors that show the line and column.
 
 use onionlab_proto::keys::{IdentityBytes, KeyError, parse_fingerprint};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::Path;
 use thiserror::Error;
 
 /// A directory authority as relays and clients name it in their configuration.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorityEntry {
     /// Its HTTP address.

@@ -41,14 +41,14 @@ pub use onionlab_link::config::AuthorityEntry;
 use onionlab_proto::cell::CELL_LEN;
 use onionlab_proto::exit_policy::{ExitPolicy, PolicyError};
 use onionlab_proto::keys::parse_fingerprint;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use thiserror::Error;
 
 /// Relay settings. Unknown fields are errors.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RelayConfig {
     /// 1–19 letters and digits.
