@@ -113,23 +113,16 @@ pub fn encode_connect(target: &Target) -> Vec<u8> {
 
 /// Serves HTTP CONNECT connections until the listener fails.
 pub async fn serve(listener: TcpListener, exits: ExitRequests) {
-    loop {
-        let (sock, _) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("HTTP CONNECT accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    onionlab_link::accept::accept_each(listener, "HTTP CONNECT", |sock, _| {
         ClientStats::bump(&exits.stats().http_connect_connections);
         let exits = exits.clone();
-        tokio::spawn(async move {
+        async move {
             if let Err(e) = handle(sock, &exits).await {
                 tracing::debug!("HTTP CONNECT connection ended: {e}");
             }
-        });
-    }
+        }
+    })
+    .await
 }
 
 /// Reads up to and including the first blank line, never past it, at most [`MAX_HEAD_LEN`].

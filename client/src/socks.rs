@@ -43,23 +43,16 @@ const UNBOUND: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4A
 
 /// Serves SOCKS connections until the listener fails.
 pub async fn serve(listener: TcpListener, exits: ExitRequests) {
-    loop {
-        let (sock, _) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("SOCKS accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    onionlab_link::accept::accept_each(listener, "SOCKS", |sock, _| {
         ClientStats::bump(&exits.stats().socks_connections);
         let exits = exits.clone();
-        tokio::spawn(async move {
+        async move {
             if let Err(e) = handle(sock, &exits).await {
                 tracing::debug!("SOCKS connection ended: {e}");
             }
-        });
-    }
+        }
+    })
+    .await
 }
 
 /// The SOCKS reply for a failure.

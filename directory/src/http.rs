@@ -35,21 +35,18 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Serves the API until the listener fails.
 pub async fn serve(listener: TcpListener, authority: Arc<Authority>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
+    onionlab_link::accept::accept_each(listener, "authority HTTP", |stream, _| {
         let authority = authority.clone();
-        tokio::spawn(async move {
+        async move {
             let service = service_fn(move |req| handle(req, authority.clone()));
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(REQUEST_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
             let _ = tokio::time::timeout(Duration::from_secs(120), conn).await;
-        });
-    }
+        }
+    })
+    .await
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {

@@ -193,22 +193,21 @@ impl DemoSite {
             large,
             large_sha: OnceLock::new(),
         });
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, peer)) = listener.accept().await else {
-                    continue;
-                };
+        let task = tokio::spawn(onionlab_link::accept::accept_each(
+            listener,
+            "demo site",
+            move |stream, peer| {
                 let site = site.clone();
-                tokio::spawn(async move {
+                async move {
                     let service = service_fn(move |req| handle(req, site.clone(), peer));
                     let conn = http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(Duration::from_secs(30))
                         .serve_connection(TokioIo::new(stream), service);
                     let _ = conn.await;
-                });
-            }
-        });
+                }
+            },
+        ));
         Ok(DemoSite { addr, large, task })
     }
 }

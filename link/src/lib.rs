@@ -14,10 +14,11 @@
 //!
 //! Two daemon comforts live here too because every daemon links this crate and they would
 //! otherwise be copied four times: [`config`] (YAML with limits and located errors) and
-//! [`logging`] (tracing setup that keeps SOCKS details out of logs), and [`metrics`] (Prometheus
+//! [`accept`] (the accept loop), [`logging`] (tracing setup that keeps SOCKS details out of logs), and [`metrics`] (Prometheus
 //! text on a loopback port).
 #![forbid(unsafe_code)]
 
+pub mod accept;
 pub mod channel;
 pub mod config;
 pub mod dirhttp;

@@ -77,13 +77,9 @@ pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Metrics
 
 /// Serves `GET /metrics` with whatever `render` returns, until the listener fails.
 pub async fn serve(listener: TcpListener, render: Arc<dyn Fn() -> String + Send + Sync>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
+    crate::accept::accept_each(listener, "metrics", |stream, _| {
         let render = render.clone();
-        tokio::spawn(async move {
+        async move {
             let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let render = render.clone();
                 async move {
@@ -106,8 +102,9 @@ pub async fn serve(listener: TcpListener, render: Arc<dyn Fn() -> String + Send 
                 .header_read_timeout(Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), service);
             let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
-        });
-    }
+        }
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -58,18 +58,10 @@ pub async fn link_to(relay: &Arc<Relay>, addr: SocketAddr, identity: &IdentityBy
 
 /// Accepts links until the listener fails.
 pub async fn accept_loop(listener: TcpListener, acceptor: ChannelAcceptor, relay: Arc<Relay>) {
-    loop {
-        let (tcp, _) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    onionlab_link::accept::accept_each(listener, "OR port", |tcp, _| {
         let acceptor = acceptor.clone();
         let relay = relay.clone();
-        tokio::spawn(async move {
+        async move {
             match acceptor.accept(tcp).await {
                 Ok(channel) => {
                     let (reader, sender) = channel.split();
@@ -77,8 +69,9 @@ pub async fn accept_loop(listener: TcpListener, acceptor: ChannelAcceptor, relay
                 }
                 Err(e) => tracing::debug!("inbound link handshake failed: {e}"),
             }
-        });
-    }
+        }
+    })
+    .await
 }
 
 /// Boxed so that the future's type is nameable: circuits open links, and links start circuits.
