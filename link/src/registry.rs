@@ -6,7 +6,7 @@
 //! the two ends of a link never choose the same id.
 
 use crate::channel::{CellReader, ChannelConnector, ChannelSender, LinkError};
-use onionlab_proto::cell::CircId;
+use onionlab_proto::cell::{CircId, DestroyReason};
 use onionlab_proto::keys::IdentityBytes;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -97,7 +97,7 @@ impl<T> Clone for LinkHandle<T> {
     }
 }
 
-impl<T> LinkHandle<T> {
+impl<T: Clone> LinkHandle<T> {
     /// A handle for a freshly split link.
     pub fn new(sender: ChannelSender) -> Self {
         LinkHandle {
@@ -113,6 +113,13 @@ impl<T> LinkHandle<T> {
         self.reader_gone.store(true, Ordering::Relaxed);
     }
 
+    /// Forgets circuit `id` and tells the peer it is gone (DESTROY with `reason`), waiting at
+    /// most `limit` for room in the link's queue.
+    pub async fn destroy(&self, id: CircId, reason: DestroyReason, limit: std::time::Duration) {
+        self.circuits.remove(id);
+        let _ = tokio::time::timeout(limit, self.sender.send(reason.to_cell(id))).await;
+    }
+
     /// True while new circuits may use the link.
     pub fn is_usable(&self) -> bool {
         !self.reader_gone.load(Ordering::Relaxed) && !self.sender.is_closed()
@@ -125,7 +132,7 @@ pub struct LinkTable<T> {
     links: tokio::sync::Mutex<HashMap<IdentityBytes, LinkHandle<T>>>,
 }
 
-impl<T> LinkTable<T> {
+impl<T: Clone> LinkTable<T> {
     /// An empty table opening links with `connector`.
     pub fn new(connector: ChannelConnector) -> Self {
         LinkTable {

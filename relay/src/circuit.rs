@@ -63,9 +63,7 @@ impl LinkEnd {
     }
 
     async fn destroy(&self, reason: DestroyReason) {
-        self.link.circuits.remove(self.circ_id);
-        let send = self.link.sender.send(reason.to_cell(self.circ_id));
-        let _ = tokio::time::timeout(DESTROY_SEND_TIMEOUT, send).await;
+        self.link.destroy(self.circ_id, reason, DESTROY_SEND_TIMEOUT).await;
     }
 }
 

@@ -92,11 +92,12 @@ async fn handshake(
     });
     let Some((created, keys, previous_key)) = created else {
         RelayStats::bump(&relay.stats.handshake_failures);
-        prev.link.circuits.remove(prev.circ_id);
-        let _ = prev
-            .link
-            .sender
-            .send(DestroyReason::Protocol.to_cell(prev.circ_id))
+        prev.link
+            .destroy(
+                prev.circ_id,
+                DestroyReason::Protocol,
+                crate::circuit::DESTROY_SEND_TIMEOUT,
+            )
             .await;
         return;
     };

@@ -312,11 +312,8 @@ impl Circuit {
     }
 
     async fn destroy(&mut self) {
-        self.link.circuits.remove(self.circ_id);
-        let _ = self
-            .link
-            .sender
-            .send(DestroyReason::Finished.to_cell(self.circ_id))
+        self.link
+            .destroy(self.circ_id, DestroyReason::Finished, Duration::from_secs(5))
             .await;
     }
 

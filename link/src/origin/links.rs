@@ -10,7 +10,11 @@ use crate::registry::{LinkHandle, LinkTable};
 use onionlab_proto::cell::{CellCommand, DestroyReason};
 use onionlab_proto::keys::IdentityBytes;
 use std::net::SocketAddr;
+use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// Longest wait for room to queue a DESTROY.
+const DESTROY_WAIT: Duration = Duration::from_secs(5);
 
 /// One link to a first hop; circuits are reached through their inboxes.
 pub type EntryLink = LinkHandle<mpsc::Sender<Ev>>;
@@ -58,8 +62,7 @@ async fn read_loop(mut reader: CellReader, link: EntryLink) {
         let circ_id = cell.circ_id;
         let Some(tx) = link.circuits.get(circ_id) else { continue };
         if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(Ev::Cell(Box::new(cell))) {
-            link.circuits.remove(circ_id);
-            let _ = link.sender.send(DestroyReason::ResourceLimit.to_cell(circ_id)).await;
+            link.destroy(circ_id, DestroyReason::ResourceLimit, DESTROY_WAIT).await;
             tokio::spawn(async move {
                 let _ = tx.send(Ev::LinkClosed).await;
             });
