@@ -4,6 +4,10 @@
 //!
 //! - [`bencode`]: a lenient, bounded decoder that records every non-canonical form it accepts
 //!   (with byte offsets) and keeps raw byte spans; a canonical encoder.
+//! - [`infohash`]: the 20-byte v1 info-hash, in hex and base32.
+//! - [`metainfo`]: `.torrent` v1 files (single- and multi-file), info-hash over the raw `info` bytes.
 #![forbid(unsafe_code)]
 
 pub mod bencode;
+pub mod infohash;
+pub mod metainfo;
