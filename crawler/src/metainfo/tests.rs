@@ -228,7 +228,10 @@ fn missing_and_invalid_fields_are_named() {
         Err(invalid("info.files", "empty"))
     );
     assert_eq!(
-        bad(vec![("files", files(&[&["a"], &["b"], &["c"]], &[i64::MAX, i64::MAX, i64::MAX]))]),
+        bad(vec![(
+            "files",
+            files(&[&["a"], &["b"], &["c"]], &[i64::MAX, i64::MAX, i64::MAX])
+        )]),
         Err(invalid("info.files", "total length overflows"))
     );
     assert_eq!(
