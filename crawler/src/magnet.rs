@@ -48,6 +48,11 @@ impl std::str::FromStr for PeerAddr {
         let bad = || MagnetError::BadPeer(s.to_string());
         let (name, port) = s.rsplit_once(':').ok_or_else(bad)?;
         let port = port.parse::<u16>().map_err(|_| bad())?;
+        // `SocketAddr` refuses some ports it could read (such as `06881`): the address is still an IP.
+        let literal = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')).unwrap_or(name);
+        if let Ok(ip) = literal.parse::<std::net::IpAddr>() {
+            return Ok(PeerAddr::Ip(SocketAddr::new(ip, port)));
+        }
         let name_ok = !name.is_empty()
             && name
                 .bytes()
@@ -300,6 +305,15 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(Magnet::parse(text), Err(want), "{text}");
         }
+        // An IP with a port `SocketAddr` refuses is still an IP (found by the fuzzer).
+        let m = Magnet::parse(&format!("magnet:?xt=urn:btih:{HEX}&x.pe=30.0.0.1:06881&x.pe=[::1]:01")).unwrap();
+        assert_eq!(
+            m.peers,
+            [
+                PeerAddr::Ip("30.0.0.1:6881".parse().unwrap()),
+                PeerAddr::Ip("[::1]:1".parse().unwrap())
+            ]
+        );
         // A multi-byte character where the prefix would end is refused, not sliced through.
         assert_eq!(Magnet::parse("magnet:é"), Err(NotMagnet));
     }
