@@ -1,0 +1,15 @@
+//! # onionlab-crawler: measurement probes for real P2P overlays
+//!
+//! Sans-I/O codecs for the BitTorrent side of the toolkit; the crawler depends on no onion crate.
+//!
+//! - [`bencode`]: a lenient, bounded decoder that records every non-canonical form it accepts
+//!   (with byte offsets) and keeps raw byte spans; a canonical encoder.
+//! - [`infohash`]: the 20-byte v1 info-hash, in hex and base32.
+//! - [`metainfo`]: `.torrent` v1 files (single- and multi-file), info-hash over the raw `info` bytes.
+//! - [`magnet`]: magnet links (BEP 9): parse and format.
+#![forbid(unsafe_code)]
+
+pub mod bencode;
+pub mod infohash;
+pub mod magnet;
+pub mod metainfo;
