@@ -7,9 +7,12 @@
 //! - [`infohash`]: the 20-byte v1 info-hash, in hex and base32.
 //! - [`metainfo`]: `.torrent` v1 files (single- and multi-file), info-hash over the raw `info` bytes.
 //! - [`magnet`]: magnet links (BEP 9): parse and format.
+//! - [`krpc`]: Mainline DHT messages (BEP 5, BEP 51 `sample_infohashes`): decode, canonical encode,
+//!   BEP 42 node-id checks.
 #![forbid(unsafe_code)]
 
 pub mod bencode;
 pub mod infohash;
+pub mod krpc;
 pub mod magnet;
 pub mod metainfo;
