@@ -7,9 +7,11 @@
 //! - [`infohash`]: the 20-byte v1 info-hash, in hex and base32.
 //! - [`metainfo`]: `.torrent` v1 files (single- and multi-file), info-hash over the raw `info` bytes.
 //! - [`magnet`]: magnet links (BEP 9): parse and format.
+//! - [`tracker`]: tracker protocols, HTTP (BEP 3, 23, 48) and UDP (BEP 15): requests, replies, timers.
 #![forbid(unsafe_code)]
 
 pub mod bencode;
 pub mod infohash;
 pub mod magnet;
 pub mod metainfo;
+pub mod tracker;
