@@ -1,9 +1,10 @@
 //! BitTorrent tracker protocols, sans I/O: the HTTP tracker (BEP 3, compact peers BEP 23, IPv6
-//! peers BEP 7, scrape BEP 48) and the UDP tracker (BEP 15) in [`udp`].
+//! peers BEP 7, scrape BEP 48) in [`http`] and the UDP tracker (BEP 15) in [`udp`].
 //!
 //! Nothing here opens a socket or reads a clock: callers hand in bytes and instants, and get
 //! bytes, parsed replies and deadlines back.
 
+pub mod http;
 pub mod udp;
 
 /// A 20-byte peer id, raw (not necessarily printable).
