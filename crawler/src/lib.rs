@@ -9,6 +9,7 @@
 //! - [`magnet`]: magnet links (BEP 9): parse and format.
 //! - [`krpc`]: Mainline DHT messages (BEP 5, BEP 51 `sample_infohashes`): decode, canonical encode,
 //!   BEP 42 node-id checks.
+//! - [`tracker`]: tracker protocols, HTTP (BEP 3, 23, 48) and UDP (BEP 15): requests, replies, timers.
 #![forbid(unsafe_code)]
 
 pub mod bencode;
@@ -16,3 +17,4 @@ pub mod infohash;
 pub mod krpc;
 pub mod magnet;
 pub mod metainfo;
+pub mod tracker;

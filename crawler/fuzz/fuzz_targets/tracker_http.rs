@@ -1,0 +1,39 @@
+//! Fuzzes HTTP tracker reply parsing: `AnnounceResponse::parse` and `ScrapeResponse::parse` must
+//! never panic, and an accepted reply re-encodes to one that parses back to the same value
+//! (deviations aside).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use onionlab_crawler::tracker::http::{AnnounceResponse, Reply, ScrapeResponse};
+
+fuzz_target!(|data: &[u8]| {
+    match AnnounceResponse::parse(data) {
+        Ok(Reply::Ok(mut r)) => {
+            r.deviations.clear();
+            // The compact form lists IPv4 before IPv6; dictionary peers keep their order.
+            let Ok(Reply::Ok(mut again)) = AnnounceResponse::parse(&r.encode()) else {
+                panic!("re-encoded announce reply refused")
+            };
+            assert!(again.deviations.is_empty());
+            again.deviations.clear();
+            let key = |p: &onionlab_crawler::tracker::http::Peer| format!("{p:?}");
+            let mut a: Vec<_> = r.peers.iter().map(key).collect();
+            let mut b: Vec<_> = again.peers.iter().map(key).collect();
+            a.sort();
+            b.sort();
+            assert_eq!(a, b);
+            r.peers.clear();
+            again.peers.clear();
+            assert_eq!(r, again);
+        }
+        Ok(Reply::Failure(f)) => assert!(matches!(AnnounceResponse::parse(&f.encode()), Ok(Reply::Failure(_)))),
+        Err(_) => {}
+    }
+    if let Ok(Reply::Ok(r)) = ScrapeResponse::parse(data) {
+        let Ok(Reply::Ok(again)) = ScrapeResponse::parse(&r.encode()) else {
+            panic!("re-encoded scrape reply refused")
+        };
+        assert!(again.deviations.is_empty());
+        assert!(again.files.len() <= r.files.len());
+    }
+});
