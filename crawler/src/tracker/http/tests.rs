@@ -268,8 +268,12 @@ fn any_response() -> impl Strategy<Value = AnnounceResponse> {
                         peer_id: if compact { None } else { peer_id },
                     })
                     .collect();
-                if compact {
-                    // The compact form lists IPv4 (`peers`) before IPv6 (`peers6`).
+                // The encoder writes the compact form whenever no peer has an id or a host name,
+                // and the compact form lists IPv4 (`peers`) before IPv6 (`peers6`).
+                if peers
+                    .iter()
+                    .all(|p| p.peer_id.is_none() && matches!(p.addr, PeerAddr::Ip(_)))
+                {
                     peers.sort_by_key(|p| matches!(p.addr, PeerAddr::Ip(SocketAddr::V6(_))));
                 }
                 AnnounceResponse {
