@@ -16,7 +16,7 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a whole onion network on loopback: a directory authority, relays on 127.0.i.1
+    /// Run a whole onion network on loopback: voting directory authorities, relays on 127.0.i.1
     /// (all exits), the SOCKS5 proxy and a demo web site. Browse through it, then Ctrl-C.
     Testbed {
         /// Number of relays (3..=250).
