@@ -9,6 +9,8 @@
 //! - [`magnet`]: magnet links (BEP 9): parse and format.
 //! - [`krpc`]: Mainline DHT messages (BEP 5, BEP 51 `sample_infohashes`): decode, canonical encode,
 //!   BEP 42 node-id checks.
+//! - [`peerwire`]: the peer wire protocol (BEP 3): handshake, length-prefixed messages with a
+//!   streaming decoder, the BEP 10 extension handshake and BEP 9 `ut_metadata`.
 //! - [`tracker`]: tracker protocols, HTTP (BEP 3, 23, 48) and UDP (BEP 15): requests, replies, timers.
 #![forbid(unsafe_code)]
 
@@ -17,4 +19,5 @@ pub mod infohash;
 pub mod krpc;
 pub mod magnet;
 pub mod metainfo;
+pub mod peerwire;
 pub mod tracker;
