@@ -84,24 +84,27 @@ pub(crate) mod tests {
         SigningKey::from_bytes(&[seed; 32])
     }
 
+    /// Relay `i` of a test consensus: address 10.i.0.1, identity `[i; 32]`.
+    pub(crate) fn relay(i: u8, flags: Flags, exit_policy: ExitPolicy) -> ConsensusRelay {
+        ConsensusRelay {
+            info: RelayInfo {
+                nickname: format!("r{i}"),
+                identity: [i; 32],
+                onion_key: OnionPublicKey::from(&fresh_x25519()).to_bytes(),
+                or_addr: format!("10.{i}.0.1:9001").parse().unwrap(),
+                bandwidth: 1000,
+                exit_policy,
+                family: Vec::new(),
+            },
+            flags,
+        }
+    }
+
     /// A consensus of three relays with every flag, valid until `fresh_until` plus twice its
     /// freshness, signed by [`authority`]`(seed)`.
     pub(crate) fn signed(valid_after: u64, fresh_until: u64, seed: u8) -> SignedConsensus {
         let flags = Flags(Flags::ALL.iter().fold(0, |a, (f, _)| a | f.0) & !Flags::BAD_EXIT.0);
-        let relays = (1..=3u8)
-            .map(|i| ConsensusRelay {
-                info: RelayInfo {
-                    nickname: format!("r{i}"),
-                    identity: [i; 32],
-                    onion_key: OnionPublicKey::from(&fresh_x25519()).to_bytes(),
-                    or_addr: format!("10.{i}.0.1:9001").parse().unwrap(),
-                    bandwidth: 1000,
-                    exit_policy: ExitPolicy::default_exit(),
-                    family: Vec::new(),
-                },
-                flags,
-            })
-            .collect();
+        let relays = (1..=3u8).map(|i| relay(i, flags, ExitPolicy::default_exit())).collect();
         let mut sc = SignedConsensus::new(Consensus {
             valid_after,
             fresh_until,

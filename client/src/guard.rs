@@ -366,9 +366,7 @@ fn read_state(path: &Path) -> Result<Option<State>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use onionlab_proto::descriptor::RelayInfo;
     use onionlab_proto::exit_policy::ExitPolicy;
-    use onionlab_proto::keys::{OnionPublicKey, fresh_x25519};
 
     const NOW: u64 = 1_800_000_000;
 
@@ -378,18 +376,7 @@ mod tests {
         if guard {
             flags.insert(Flags::GUARD);
         }
-        ConsensusRelay {
-            info: RelayInfo {
-                nickname: format!("r{i}"),
-                identity: [i; 32],
-                onion_key: OnionPublicKey::from(&fresh_x25519()).to_bytes(),
-                or_addr: format!("10.{i}.0.1:9001").parse().unwrap(),
-                bandwidth: 1000,
-                exit_policy: ExitPolicy::reject_all(),
-                family: Vec::new(),
-            },
-            flags,
-        }
+        crate::consensus_cache::tests::relay(i, flags, ExitPolicy::reject_all())
     }
 
     /// `n` guard relays and 5 others.
