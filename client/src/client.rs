@@ -41,13 +41,8 @@ pub enum StartError {
     #[error("configuration: {0}")]
     Config(String),
     /// A listening port could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        /// The address.
-        addr: SocketAddr,
-        /// The error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] onionlab_link::accept::BindError),
     /// TLS setup failed.
     #[error("TLS setup: {0}")]
     Tls(#[from] onionlab_link::tls::TlsError),
@@ -133,10 +128,7 @@ impl Client {
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
-    let listen_err = |source| StartError::Listen { addr, source };
-    let listener = TcpListener::bind(addr).await.map_err(listen_err)?;
-    let bound = listener.local_addr().map_err(listen_err)?;
-    Ok((listener, bound))
+    Ok(onionlab_link::accept::bind(addr).await?)
 }
 
 impl ClientHandle {

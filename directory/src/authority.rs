@@ -107,13 +107,8 @@ pub enum StartError {
     #[error(transparent)]
     Key(#[from] keystore::KeyStoreError),
     /// The HTTP port could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        /// The address.
-        addr: SocketAddr,
-        /// The error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] onionlab_link::accept::BindError),
     /// TLS setup failed.
     #[error("TLS setup: {0}")]
     Tls(#[from] onionlab_link::tls::TlsError),
@@ -135,12 +130,7 @@ impl Authority {
     /// Loads (or creates, mode 0600) the identity key, binds the HTTP port and starts the
     /// reachability tests, the voting schedule and the bandwidth scanner.
     pub async fn start(config: AuthorityConfig) -> Result<AuthorityHandle, StartError> {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: config.listen,
-                source,
-            })?;
+        let (listener, _) = onionlab_link::accept::bind(config.listen).await?;
         Self::start_on(listener, config).await
     }
 
@@ -167,10 +157,12 @@ impl Authority {
                 fingerprint(&identity)
             )));
         }
-        let http_addr = listener.local_addr().map_err(|source| StartError::Listen {
-            addr: config.listen,
-            source,
-        })?;
+        let http_addr = listener
+            .local_addr()
+            .map_err(|source| onionlab_link::accept::BindError {
+                addr: config.listen,
+                source,
+            })?;
         let authority = Arc::new(Authority {
             connector: ChannelConnector::new(onionlab_link::tls::client_config()?),
             http_addr,

@@ -59,8 +59,8 @@ pub enum MetricsError {
     #[error("metrics address {0} is not a loopback address")]
     NotLoopback(SocketAddr),
     /// Binding failed.
-    #[error("cannot listen on {0}: {1}")]
-    Listen(SocketAddr, std::io::Error),
+    #[error(transparent)]
+    Listen(#[from] crate::accept::BindError),
 }
 
 /// Binds `addr` (loopback only) and returns the listener and its address.
@@ -68,11 +68,7 @@ pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Metrics
     if !addr.ip().is_loopback() {
         return Err(MetricsError::NotLoopback(addr));
     }
-    let l = TcpListener::bind(addr)
-        .await
-        .map_err(|e| MetricsError::Listen(addr, e))?;
-    let bound = l.local_addr().map_err(|e| MetricsError::Listen(addr, e))?;
-    Ok((l, bound))
+    Ok(crate::accept::bind(addr).await?)
 }
 
 /// Serves `GET /metrics` with whatever `render` returns, until the listener fails.

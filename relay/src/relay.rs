@@ -27,7 +27,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use thiserror::Error;
-use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::{AbortHandle, JoinSet};
 
@@ -214,13 +213,8 @@ pub enum StartError {
     #[error(transparent)]
     OnionKey(#[from] OnionKeyError),
     /// The OR port could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        /// The address.
-        addr: SocketAddr,
-        /// The error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] onionlab_link::accept::BindError),
     /// The configuration is inconsistent.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -250,16 +244,7 @@ impl Relay {
             rotated |= onion_keys.advance(unix_now(), lifetime, grace)? == Some(KeyStep::Rotate);
         }
         let traffic = TrafficMeter::new(&config).map_err(StartError::Accounting)?;
-        let listener = TcpListener::bind(config.or_listen)
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: config.or_listen,
-                source,
-            })?;
-        let or_addr = listener.local_addr().map_err(|source| StartError::Listen {
-            addr: config.or_listen,
-            source,
-        })?;
+        let (listener, or_addr) = onionlab_link::accept::bind(config.or_listen).await?;
         let advertised = config.advertise.unwrap_or(or_addr);
         let identity = identity_key.verifying_key().to_bytes();
         let acceptor = ChannelAcceptor::new(onionlab_link::tls::server_config()?, identity_key.clone());
