@@ -1,6 +1,8 @@
 //! # onionlab-crawler: measurement probes for real P2P overlays
 //!
-//! Sans-I/O codecs for the BitTorrent side of the toolkit; the crawler depends on no onion crate.
+//! The BitTorrent side of the toolkit; the crawler depends on no onion crate. Codecs are sans I/O;
+//! the probes that drive them over tokio sockets all run through one [`engine`] and record
+//! [`observe`] rows.
 //!
 //! - [`bencode`]: a lenient, bounded decoder that records every non-canonical form it accepts
 //!   (with byte offsets) and keeps raw byte spans; a canonical encoder.
@@ -12,12 +14,17 @@
 //! - [`peerwire`]: the peer wire protocol (BEP 3): handshake, length-prefixed messages with a
 //!   streaming decoder, the BEP 10 extension handshake and BEP 9 `ut_metadata`.
 //! - [`tracker`]: tracker protocols, HTTP (BEP 3, 23, 48) and UDP (BEP 15): requests, replies, timers.
+//! - [`observe`]: the rows every probe records (visits, sightings, peer states, piece checks).
+//! - [`engine`]: bounded concurrency, per-IP politeness, timeouts, retries with backoff, one
+//!   recorded visit per attempt.
 #![forbid(unsafe_code)]
 
 pub mod bencode;
+pub mod engine;
 pub mod infohash;
 pub mod krpc;
 pub mod magnet;
 pub mod metainfo;
+pub mod observe;
 pub mod peerwire;
 pub mod tracker;
