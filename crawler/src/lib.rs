@@ -15,11 +15,13 @@
 //!   streaming decoder, the BEP 10 extension handshake and BEP 9 `ut_metadata`.
 //! - [`tracker`]: tracker protocols, HTTP (BEP 3, 23, 48) and UDP (BEP 15): requests, replies, timers.
 //! - [`observe`]: the rows every probe records (visits, sightings, peer states, piece checks).
+//! - [`campaign`]: campaign files (targets, probes with schedules, analyses, exports).
 //! - [`engine`]: bounded concurrency, per-IP politeness, timeouts, retries with backoff, one
 //!   recorded visit per attempt.
 #![forbid(unsafe_code)]
 
 pub mod bencode;
+pub mod campaign;
 pub mod engine;
 pub mod infohash;
 pub mod krpc;

@@ -1,0 +1,452 @@
+//! The campaign file: what to measure, how hard, for how long, and where the results go.
+//!
+//! ```yaml
+//! name: dht-census
+//! description: Census of the lab DHT, twice a minute.
+//! duration: 10m                 # stop after this long (Ctrl-C stops earlier; --resume continues)
+//! output: results/dht-census    # relative to this file; holds crawl.sqlite, parquet/, csv/, summary.txt
+//! engine:                       # the probe engine's rules (all optional)
+//!   concurrency: 256
+//!   per_ip_interval: 1s         # politeness: at most one query per second per IP address
+//!   timeout: 5s
+//!   attempts: 2
+//!   backoff: 1s
+//! targets:
+//!   dht_bootstrap: [127.0.0.1:6881]
+//!   torrents: [payload.torrent]   # relative to this file
+//!   magnets: []
+//!   info_hashes: []               # 40 hex digits
+//!   trackers: []                  # extra announce URLs (http:// or udp://)
+//! probes:
+//!   - dht_crawl: { every: 30s, max_duration: 20s, get_peers: true }
+//!   - tracker: { every: 60s, scrape: true }
+//!   - swarm: { every: 30s, sample_pieces: 1 }
+//! analyses: [sessions, sybil, poisoning, size]
+//! export: [parquet, csv]
+//! ```
+//!
+//! Unknown fields are refused; syntax and type errors name the line and column; the checks that
+//! span fields ([`Campaign::validate`]) name the field they are about.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::engine::EngineConfig;
+use crate::infohash::InfoHash;
+use crate::magnet::Magnet;
+
+/// Largest campaign file read.
+pub const MAX_CAMPAIGN_LEN: u64 = 1024 * 1024;
+
+/// A measurement campaign.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Campaign {
+    /// A short name, used in the store and the summary.
+    pub name: String,
+    /// What the campaign is for.
+    #[serde(default)]
+    pub description: String,
+    /// How long the campaign runs.
+    #[serde(deserialize_with = "super::duration::deserialize")]
+    pub duration: Duration,
+    /// The output folder (relative paths are relative to the campaign file).
+    pub output: PathBuf,
+    /// The probe engine's rules.
+    #[serde(default)]
+    pub engine: EngineSection,
+    /// What to measure.
+    #[serde(default)]
+    pub targets: Targets,
+    /// The probes and their schedules.
+    pub probes: Vec<ProbeSpec>,
+    /// Analyses run over the store at the end.
+    #[serde(default)]
+    pub analyses: Vec<AnalysisKind>,
+    /// Export formats written at the end (default: both).
+    #[serde(default = "default_export")]
+    pub export: Vec<ExportFormat>,
+}
+
+fn default_export() -> Vec<ExportFormat> {
+    vec![ExportFormat::Parquet, ExportFormat::Csv]
+}
+
+/// The `engine:` section; every field is optional and defaults to [`EngineConfig::default`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    /// Attempts in flight at once.
+    pub concurrency: Option<usize>,
+    /// Minimum spacing of attempts to one IP address.
+    #[serde(default, deserialize_with = "super::duration::deserialize_opt")]
+    pub per_ip_interval: Option<Duration>,
+    /// Deadline of one attempt.
+    #[serde(default, deserialize_with = "super::duration::deserialize_opt")]
+    pub timeout: Option<Duration>,
+    /// Attempts in all for a probe that gets no answer.
+    pub attempts: Option<u32>,
+    /// Wait before the first retry.
+    #[serde(default, deserialize_with = "super::duration::deserialize_opt")]
+    pub backoff: Option<Duration>,
+}
+
+impl EngineSection {
+    /// The engine configuration: these values over the defaults.
+    pub fn to_config(&self) -> EngineConfig {
+        let d = EngineConfig::default();
+        EngineConfig {
+            concurrency: self.concurrency.unwrap_or(d.concurrency),
+            per_ip_interval: self.per_ip_interval.unwrap_or(d.per_ip_interval),
+            timeout: self.timeout.unwrap_or(d.timeout),
+            attempts: self.attempts.unwrap_or(d.attempts),
+            backoff: self.backoff.unwrap_or(d.backoff),
+        }
+    }
+}
+
+/// The `targets:` section.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Targets {
+    /// DHT nodes to start from.
+    #[serde(default)]
+    pub dht_bootstrap: Vec<SocketAddr>,
+    /// .torrent files (relative to the campaign file).
+    #[serde(default)]
+    pub torrents: Vec<PathBuf>,
+    /// Magnet links.
+    #[serde(default)]
+    pub magnets: Vec<String>,
+    /// Bare info-hashes (40 hex digits or 32 base32 characters).
+    #[serde(default)]
+    pub info_hashes: Vec<String>,
+    /// Announce URLs used for every swarm besides those of the torrents and magnets.
+    #[serde(default)]
+    pub trackers: Vec<String>,
+}
+
+/// One probe and its schedule.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ProbeSpec {
+    /// Crawl the DHT from `targets.dht_bootstrap`.
+    DhtCrawl(DhtCrawlSpec),
+    /// Announce to (and scrape) every tracker of every swarm.
+    Tracker(TrackerSpec),
+    /// Monitor every swarm: gather peers, connect to each, verify sample pieces.
+    Swarm(SwarmSpec),
+}
+
+impl ProbeSpec {
+    /// The probe's name as written in the file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ProbeSpec::DhtCrawl(_) => "dht_crawl",
+            ProbeSpec::Tracker(_) => "tracker",
+            ProbeSpec::Swarm(_) => "swarm",
+        }
+    }
+
+    /// Time between two rounds; `None` runs once.
+    pub fn every(&self) -> Option<Duration> {
+        match self {
+            ProbeSpec::DhtCrawl(s) => s.every,
+            ProbeSpec::Tracker(s) => s.every,
+            ProbeSpec::Swarm(s) => s.every,
+        }
+    }
+}
+
+/// `dht_crawl:` settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DhtCrawlSpec {
+    /// Time between two crawls (default: crawl once).
+    #[serde(default, deserialize_with = "super::duration::deserialize_opt")]
+    pub every: Option<Duration>,
+    /// Longest time one crawl may take.
+    #[serde(
+        default = "default_crawl_duration",
+        deserialize_with = "super::duration::deserialize"
+    )]
+    pub max_duration: Duration,
+    /// Most nodes one crawl visits.
+    #[serde(default = "default_max_nodes")]
+    pub max_nodes: usize,
+    /// Ask the nodes closest to each info-hash for its peers.
+    #[serde(default)]
+    pub get_peers: bool,
+    /// Ask every node for a BEP 51 sample of the info-hashes it stores.
+    #[serde(default)]
+    pub sample_infohashes: bool,
+}
+
+fn default_crawl_duration() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_max_nodes() -> usize {
+    1_000_000
+}
+
+/// `tracker:` settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackerSpec {
+    /// Time between two announces (default: once).
+    #[serde(default, deserialize_with = "super::duration::deserialize_opt")]
+    pub every: Option<Duration>,
+    /// Scrape as well as announce.
+    #[serde(default = "yes")]
+    pub scrape: bool,
+}
+
+/// `swarm:` settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwarmSpec {
+    /// Time between two rounds of connections to every known peer (default: once).
+    #[serde(default, deserialize_with = "super::duration::deserialize_opt")]
+    pub every: Option<Duration>,
+    /// Pieces to download and verify from each peer per round (0: none).
+    #[serde(default)]
+    pub sample_pieces: u32,
+    /// Use PEX to learn more peers.
+    #[serde(default = "yes")]
+    pub pex: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// An analysis run at the end of the campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnalysisKind {
+    /// Peer sessions and lifetimes (create-based, Weibull fit).
+    Sessions,
+    /// Sybil signals over DHT identities.
+    Sybil,
+    /// Poisoning signals over swarms and peer sources.
+    Poisoning,
+    /// DHT size estimate.
+    Size,
+}
+
+/// An export format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportFormat {
+    /// One Parquet file per table.
+    Parquet,
+    /// One CSV file per table.
+    Csv,
+}
+
+/// Why a campaign file cannot be used.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CampaignError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file is larger than [`MAX_CAMPAIGN_LEN`].
+    #[error("{0} is larger than 1 MiB; is it really a campaign file?")]
+    TooLarge(String),
+    /// Not YAML, or not the campaign schema (the message has the line and column).
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// The parser's message, with the location and a snippet.
+        message: String,
+    },
+    /// Fields that do not fit together.
+    #[error("{path}: {field}: {message}")]
+    Inconsistent {
+        /// The file.
+        path: String,
+        /// The field concerned.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A swarm to measure, from a torrent file, a magnet link or a bare info-hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwarmTarget {
+    /// The info-hash.
+    pub info_hash: InfoHash,
+    /// The .torrent file, when one was given (pieces can then be verified without ut_metadata).
+    pub torrent: Option<PathBuf>,
+    /// Announce URLs for this swarm.
+    pub trackers: Vec<String>,
+}
+
+impl Campaign {
+    /// Parse campaign text; `origin` names it in errors.
+    pub fn parse(yaml: &str, origin: &str) -> Result<Campaign, CampaignError> {
+        if yaml.len() as u64 > MAX_CAMPAIGN_LEN {
+            return Err(CampaignError::TooLarge(origin.to_owned()));
+        }
+        let campaign: Campaign = serde_saphyr::from_str(yaml).map_err(|e| CampaignError::Invalid {
+            path: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        campaign.validate(origin)?;
+        Ok(campaign)
+    }
+
+    /// Read and parse a campaign file; relative paths in it are made relative to its folder.
+    pub fn load(path: &Path) -> Result<Campaign, CampaignError> {
+        let shown = path.display().to_string();
+        let read_err = |source| CampaignError::Read {
+            path: shown.clone(),
+            source,
+        };
+        let len = std::fs::metadata(path).map_err(read_err)?.len();
+        if len > MAX_CAMPAIGN_LEN {
+            return Err(CampaignError::TooLarge(shown));
+        }
+        let text = std::fs::read_to_string(path).map_err(read_err)?;
+        let mut campaign = Campaign::parse(&text, &shown)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        campaign.output = base.join(&campaign.output);
+        for t in &mut campaign.targets.torrents {
+            *t = base.join(&*t);
+        }
+        Ok(campaign)
+    }
+
+    /// The checks that span fields.
+    pub fn validate(&self, origin: &str) -> Result<(), CampaignError> {
+        let bad = |field: &str, message: &str| CampaignError::Inconsistent {
+            path: origin.to_owned(),
+            field: field.to_owned(),
+            message: message.to_owned(),
+        };
+        if self.name.trim().is_empty() {
+            return Err(bad("name", "must not be empty"));
+        }
+        if self.duration.is_zero() {
+            return Err(bad("duration", "must be longer than zero"));
+        }
+        if self.probes.is_empty() {
+            return Err(bad("probes", "list at least one probe (dht_crawl, tracker or swarm)"));
+        }
+        if self.engine.concurrency == Some(0) {
+            return Err(bad("engine.concurrency", "must be at least 1"));
+        }
+        if self.engine.attempts == Some(0) {
+            return Err(bad("engine.attempts", "must be at least 1"));
+        }
+        for (i, magnet) in self.targets.magnets.iter().enumerate() {
+            Magnet::parse(magnet).map_err(|e| bad(&format!("targets.magnets[{i}]"), &e.to_string()))?;
+        }
+        for (i, hash) in self.targets.info_hashes.iter().enumerate() {
+            InfoHash::parse(hash).map_err(|e| bad(&format!("targets.info_hashes[{i}]"), &e.to_string()))?;
+        }
+        for (i, url) in self.targets.trackers.iter().enumerate() {
+            if !(url.starts_with("http://") || url.starts_with("udp://")) {
+                return Err(bad(
+                    &format!("targets.trackers[{i}]"),
+                    "an announce URL starts with http:// or udp://",
+                ));
+            }
+        }
+        let has_swarm = !(self.targets.torrents.is_empty()
+            && self.targets.magnets.is_empty()
+            && self.targets.info_hashes.is_empty());
+        for (i, probe) in self.probes.iter().enumerate() {
+            let field = format!("probes[{i}].{}", probe.name());
+            if probe.every().is_some_and(|d| d.is_zero()) {
+                return Err(bad(&format!("{field}.every"), "must be longer than zero"));
+            }
+            match probe {
+                ProbeSpec::DhtCrawl(s) => {
+                    if self.targets.dht_bootstrap.is_empty() {
+                        return Err(bad(&field, "needs targets.dht_bootstrap"));
+                    }
+                    if s.get_peers && !has_swarm {
+                        return Err(bad(
+                            &format!("{field}.get_peers"),
+                            "needs torrents, magnets or info_hashes",
+                        ));
+                    }
+                }
+                ProbeSpec::Tracker(_) | ProbeSpec::Swarm(_) if !has_swarm => {
+                    return Err(bad(
+                        &field,
+                        "needs targets.torrents, targets.magnets or targets.info_hashes",
+                    ));
+                }
+                ProbeSpec::Tracker(_) | ProbeSpec::Swarm(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Every swarm named by the targets, with its trackers (the torrent's, the magnet's and the
+    /// campaign-wide ones), deduplicated by info-hash. Reads the torrent files.
+    pub fn swarms(&self) -> Result<Vec<SwarmTarget>, CampaignError> {
+        let mut out: Vec<SwarmTarget> = Vec::new();
+        let mut add = |info_hash: InfoHash, torrent: Option<PathBuf>, mut trackers: Vec<String>| {
+            trackers.extend(self.targets.trackers.iter().cloned());
+            match out.iter_mut().find(|s| s.info_hash == info_hash) {
+                Some(s) => {
+                    s.trackers.extend(trackers);
+                    s.torrent = s.torrent.take().or(torrent);
+                }
+                None => out.push(SwarmTarget {
+                    info_hash,
+                    torrent,
+                    trackers,
+                }),
+            }
+        };
+        for path in &self.targets.torrents {
+            let shown = path.display().to_string();
+            let bytes = std::fs::read(path).map_err(|source| CampaignError::Read {
+                path: shown.clone(),
+                source,
+            })?;
+            let m = crate::metainfo::Metainfo::parse(&bytes).map_err(|e| CampaignError::Invalid {
+                path: shown.clone(),
+                message: e.to_string(),
+            })?;
+            let mut trackers: Vec<String> = m.announce.iter().cloned().collect();
+            trackers.extend(m.announce_list.iter().flatten().cloned());
+            add(m.info_hash, Some(path.clone()), trackers);
+        }
+        for text in &self.targets.magnets {
+            if let Ok(m) = Magnet::parse(text) {
+                add(m.info_hash, None, m.trackers);
+            }
+        }
+        for text in &self.targets.info_hashes {
+            if let Ok(h) = InfoHash::parse(text) {
+                add(h, None, Vec::new());
+            }
+        }
+        for s in &mut out {
+            let mut seen = std::collections::HashSet::new();
+            s.trackers.retain(|t| seen.insert(t.clone()));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;
