@@ -8,6 +8,8 @@
 //! - **Timeouts**: each attempt gets [`EngineConfig::timeout`].
 //! - **Retries with backoff**: an attempt that got no answer ([`Outcome::is_retryable`]) is tried
 //!   again, up to [`EngineConfig::attempts`] in all, after `backoff * 2^(n-1)`.
+//! - **A deny-list** ([`DenyList`]): targets in a denied range are never contacted; the probe
+//!   fails at once with [`Outcome::Denied`], recorded like any other attempt.
 //! - **A record of every attempt**: each attempt, whatever its outcome, becomes a [`Visit`] sent
 //!   to the [`Recorder`].
 //!
@@ -28,6 +30,10 @@ use tokio::time::Instant;
 
 use crate::infohash::InfoHash;
 use crate::observe::{Observation, Outcome, ProbeKind, Visit};
+
+mod deny;
+
+pub use deny::{Cidr, DenyList};
 
 /// The engine's rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +157,7 @@ pub struct EngineStats {
     ok: AtomicU64,
     failed: AtomicU64,
     in_flight: AtomicU64,
+    denied: AtomicU64,
 }
 
 impl EngineStats {
@@ -165,6 +172,10 @@ impl EngineStats {
     /// Attempts that failed (any outcome but OK).
     pub fn failed(&self) -> u64 {
         self.failed.load(Ordering::Relaxed)
+    }
+    /// Probes refused by the deny-list (never sent).
+    pub fn denied(&self) -> u64 {
+        self.denied.load(Ordering::Relaxed)
     }
     /// Attempts running now.
     pub fn in_flight(&self) -> u64 {
@@ -203,6 +214,7 @@ pub struct Engine {
     polite: Arc<Politeness>,
     recorder: Recorder,
     stats: Arc<EngineStats>,
+    deny: Arc<DenyList>,
 }
 
 /// What a probe is about, for its visits.
@@ -244,8 +256,15 @@ impl Engine {
             polite: Arc::default(),
             recorder,
             stats: Arc::default(),
+            deny: Arc::default(),
             cfg,
         }
+    }
+
+    /// The same engine refusing to contact `deny` (instead of the default list).
+    pub fn with_deny_list(mut self, deny: DenyList) -> Self {
+        self.deny = Arc::new(deny);
+        self
     }
 
     /// The rules in force.
@@ -271,6 +290,16 @@ impl Engine {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ProbeError>>,
     {
+        if let Some(range) = target.addr.and_then(|a| self.deny.denies(a.ip())) {
+            let error = ProbeError::new(Outcome::Denied, format!("{range} is on the deny-list"));
+            let mut visit = Visit::start(target.probe, target.target.clone(), target.addr);
+            visit.info_hash = target.info_hash;
+            visit.outcome = Outcome::Denied;
+            visit.error = Some(error.message.clone());
+            self.stats.denied.fetch_add(1, Ordering::Relaxed);
+            self.recorder.record(Observation::Visit(visit)).await;
+            return Err(error);
+        }
         let attempts = self.cfg.attempts.max(1);
         let mut n = 1;
         loop {

@@ -110,6 +110,8 @@ pub enum Outcome {
     ProtocolError,
     /// The remote answered with an error of its protocol (KRPC error, tracker failure reason).
     RemoteError,
+    /// Not sent: the address is on the deny-list.
+    Denied,
 }
 
 impl Outcome {
@@ -130,6 +132,7 @@ impl Outcome {
             Outcome::Unreachable => "unreachable",
             Outcome::ProtocolError => "protocol_error",
             Outcome::RemoteError => "remote_error",
+            Outcome::Denied => "denied",
         }
     }
 

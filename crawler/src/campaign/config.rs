@@ -11,6 +11,7 @@
 //!   timeout: 5s
 //!   attempts: 2
 //!   backoff: 1s
+//!   deny: [10.0.0.0/8]          # never contact these ranges (multicast and reserved always are)
 //! targets:
 //!   dht_bootstrap: [127.0.0.1:6881]
 //!   torrents: [payload.torrent]   # relative to this file
@@ -35,7 +36,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::engine::EngineConfig;
+use crate::engine::{Cidr, DenyList, EngineConfig};
 use crate::infohash::InfoHash;
 use crate::magnet::Magnet;
 
@@ -93,6 +94,9 @@ pub struct EngineSection {
     /// Wait before the first retry.
     #[serde(default, deserialize_with = "super::duration::deserialize_opt")]
     pub backoff: Option<Duration>,
+    /// Address ranges never to contact, in CIDR notation, besides the default ones.
+    #[serde(default)]
+    pub deny: Vec<String>,
 }
 
 impl EngineSection {
@@ -106,6 +110,12 @@ impl EngineSection {
             attempts: self.attempts.unwrap_or(d.attempts),
             backoff: self.backoff.unwrap_or(d.backoff),
         }
+    }
+
+    /// The deny-list: the default ranges plus `deny` (ranges that do not parse are refused by
+    /// [`Campaign::validate`] and skipped here).
+    pub fn deny_list(&self) -> DenyList {
+        DenyList::with(self.deny.iter().filter_map(|r| r.parse::<Cidr>().ok()))
     }
 }
 
@@ -351,6 +361,11 @@ impl Campaign {
         }
         if self.engine.attempts == Some(0) {
             return Err(bad("engine.attempts", "must be at least 1"));
+        }
+        for (i, range) in self.engine.deny.iter().enumerate() {
+            range
+                .parse::<Cidr>()
+                .map_err(|e| bad(&format!("engine.deny[{i}]"), &e))?;
         }
         for (i, magnet) in self.targets.magnets.iter().enumerate() {
             Magnet::parse(magnet).map_err(|e| bad(&format!("targets.magnets[{i}]"), &e.to_string()))?;

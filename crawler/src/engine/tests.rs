@@ -199,3 +199,25 @@ async fn concurrency_is_bounded() {
     assert_eq!(engine.stats().attempts(), 20);
     assert_eq!(engine.stats().in_flight(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn denied_targets_are_never_contacted_but_recorded() {
+    let (rec, mut rx) = Recorder::channel(100);
+    let engine = Engine::new(cfg(), rec).with_deny_list(DenyList::with(["127.66.0.0/16".parse().unwrap()]));
+    let tries = AtomicU32::new(0);
+    for a in ["127.66.0.1:6881", "224.0.0.1:6881"] {
+        let target = Target::addr(ProbeKind::DhtPing, addr(a));
+        let r: Result<(), _> = engine
+            .probe(&target, || {
+                tries.fetch_add(1, Ordering::Relaxed);
+                async { Ok(()) }
+            })
+            .await;
+        assert_eq!(r.unwrap_err().outcome, Outcome::Denied);
+    }
+    assert_eq!(tries.load(Ordering::Relaxed), 0);
+    let v = visits(&mut rx);
+    assert_eq!(v.len(), 2);
+    assert!(v[0].error.as_deref().unwrap().contains("127.66.0.0/16"));
+    assert_eq!((engine.stats().denied(), engine.stats().attempts()), (2, 0));
+}

@@ -12,6 +12,7 @@ engine:
   concurrency: 64
   per_ip_interval: 250ms
   timeout: 2s
+  deny: [127.66.0.0/16]
 targets:
   dht_bootstrap: [127.0.0.1:6881, 127.0.0.2:6881]
   info_hashes: [e1cfed94e5eee342e41da5e7ef5f6650fb6957ce]
@@ -34,6 +35,8 @@ fn the_documented_example_parses() {
         (64, Duration::from_millis(250), Duration::from_secs(2))
     );
     assert_eq!(e.attempts, EngineConfig::default().attempts);
+    assert!(c.engine.deny_list().denies("127.66.1.1".parse().unwrap()).is_some());
+    assert!(c.engine.deny_list().denies("224.0.0.1".parse().unwrap()).is_some());
     assert_eq!(c.targets.dht_bootstrap.len(), 2);
     assert_eq!(c.probes.len(), 3);
     assert_eq!(
@@ -122,6 +125,10 @@ fn inconsistent_fields_are_named() {
         "{base}targets: {{ dht_bootstrap: [127.0.0.1:1] }}\nprobes:\n  - dht_crawl: {{ every: 0s }}\n"
     ));
     assert!(err.contains("probes[0].dht_crawl.every"), "{err}");
+    let err = error_of(&format!(
+        "{base}engine: {{ deny: [10.0.0.0/40] }}\nprobes:\n  - tracker: {{}}\n"
+    ));
+    assert!(err.contains("engine.deny[0]") && err.contains("prefix"), "{err}");
     let err = "name: ' '\nduration: 1m\noutput: o\nprobes: []\n";
     assert!(error_of(err).contains("name"));
 }
