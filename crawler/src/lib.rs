@@ -12,8 +12,11 @@
 //! - [`peerwire`]: the peer wire protocol (BEP 3): handshake, length-prefixed messages with a
 //!   streaming decoder, the BEP 10 extension handshake and BEP 9 `ut_metadata`.
 //! - [`tracker`]: tracker protocols, HTTP (BEP 3, 23, 48) and UDP (BEP 15): requests, replies, timers.
+//! - [`analysis`]: the measurement analyses as pure functions over plain observations: sessions and
+//!   lifetimes (create-based method, Weibull fit), network size, Sybil and poisoning signals.
 #![forbid(unsafe_code)]
 
+pub mod analysis;
 pub mod bencode;
 pub mod infohash;
 pub mod krpc;
