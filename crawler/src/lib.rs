@@ -18,8 +18,11 @@
 //! - [`campaign`]: campaign files (targets, probes with schedules, analyses, exports).
 //! - [`engine`]: bounded concurrency, per-IP politeness, timeouts, retries with backoff, one
 //!   recorded visit per attempt.
+//! - [`analysis`]: the measurement analyses as pure functions over plain observations: sessions and
+//!   lifetimes (create-based method, Weibull fit), network size, Sybil and poisoning signals.
 #![forbid(unsafe_code)]
 
+pub mod analysis;
 pub mod bencode;
 pub mod campaign;
 pub mod engine;
