@@ -18,6 +18,8 @@
 //! - [`campaign`]: campaign files (targets, probes with schedules, analyses, exports).
 //! - [`engine`]: bounded concurrency, per-IP politeness, timeouts, retries with backoff, one
 //!   recorded visit per attempt.
+//! - [`store`]: the observation store (SQLite, WAL, one batching writer thread): crawls that can be
+//!   resumed after a kill, typed reads for the analyses, export to Parquet and CSV.
 #![forbid(unsafe_code)]
 
 pub mod bencode;
@@ -29,4 +31,5 @@ pub mod magnet;
 pub mod metainfo;
 pub mod observe;
 pub mod peerwire;
+pub mod store;
 pub mod tracker;
