@@ -20,6 +20,8 @@
 //!   recorded visit per attempt.
 //! - [`analysis`]: the measurement analyses as pure functions over plain observations: sessions and
 //!   lifetimes (create-based method, Weibull fit), network size, Sybil and poisoning signals.
+//! - [`store`]: the observation store (SQLite, WAL, one batching writer thread): crawls that can be
+//!   resumed after a kill, typed reads for the analyses, export to Parquet and CSV.
 #![forbid(unsafe_code)]
 
 pub mod analysis;
@@ -32,4 +34,5 @@ pub mod magnet;
 pub mod metainfo;
 pub mod observe;
 pub mod peerwire;
+pub mod store;
 pub mod tracker;

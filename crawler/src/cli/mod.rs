@@ -1,11 +1,14 @@
 //! The command line: global options shared by every probe, and one module per subcommand group.
 
+mod export;
 mod info;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use onionlab_crawler::engine::{Engine, EngineConfig, Recorder};
+use onionlab_crawler::store::{CrawlId, Recording, Store};
 
 /// onionlab-crawl: measure BitTorrent trackers, peers and the Mainline DHT, byte for byte.
 ///
@@ -39,6 +42,13 @@ pub(crate) struct Common {
     /// Attempts in all for a probe that gets no answer (1 = no retry).
     #[arg(long, global = true, default_value_t = 2)]
     attempts: u32,
+    /// Record every observation in this store (SQLite; created if needed). Without it, probes
+    /// only print.
+    #[arg(long, global = true)]
+    db: Option<PathBuf>,
+    /// Continue this unfinished crawl of --db instead of starting a new one.
+    #[arg(long, global = true, requires = "db")]
+    resume: Option<CrawlId>,
 }
 
 impl Common {
@@ -57,18 +67,46 @@ impl Common {
     fn engine(&self, recorder: Recorder) -> Engine {
         Engine::new(self.engine_config(), recorder)
     }
+
+    /// Where a crawl of `kind` (configured by `config`) records: a new or resumed crawl of --db,
+    /// whose [`Recording::finish`] the caller awaits at the end; or nowhere without --db.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the probe subcommands use it; they land next")
+    )]
+    fn recorder(&self, kind: &str, config: &str) -> anyhow::Result<(Recorder, Option<Recording>)> {
+        let Some(db) = &self.db else {
+            return Ok((Recorder::discard(), None));
+        };
+        let (recorder, recording) = match self.resume {
+            Some(id) => {
+                let was = Store::open(db)?.crawl(id)?.kind;
+                anyhow::ensure!(
+                    was == kind,
+                    "crawl {id} of {} is a {was:?} crawl, not {kind:?}",
+                    db.display()
+                );
+                Recording::resume(db, id)?
+            }
+            None => Recording::begin(db, kind, config)?,
+        };
+        Ok((recorder, Some(recording)))
+    }
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Show a .torrent file: name, size, pieces, info-hash, magnet link, non-canonical forms.
     Info(info::InfoArgs),
+    /// Export a store's tables to Parquet and/or CSV, one file per table.
+    Export(export::ExportArgs),
 }
 
 /// Run the chosen subcommand.
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Info(a) => info::run(a),
+        Command::Export(a) => export::run(a),
     }
 }
 
@@ -88,3 +126,6 @@ pub(crate) fn init_logging(verbose: u8) {
 }
 
 pub(crate) use onionlab_crawler::campaign::parse_duration;
+
+#[cfg(test)]
+mod tests;
