@@ -17,6 +17,10 @@
 //! - [`observe`]: the rows every probe records (visits, sightings, peer states, piece checks).
 //! - [`engine`]: bounded concurrency, per-IP politeness, timeouts, retries with backoff, one
 //!   recorded visit per attempt.
+//! - [`probe`]: the tokio drivers: HTTP and UDP tracker announce/scrape, peer wire sessions
+//!   (handshake, extension handshake, pieces held, PEX), `ut_metadata` fetch, verified pieces.
+//! - [`swarm`]: the swarm monitor: peers from trackers, PEX and a feed (for the DHT), visited
+//!   every round for their state, and a content check of the pieces they serve.
 #![forbid(unsafe_code)]
 
 pub mod bencode;
@@ -27,4 +31,6 @@ pub mod magnet;
 pub mod metainfo;
 pub mod observe;
 pub mod peerwire;
+pub mod probe;
+pub mod swarm;
 pub mod tracker;

@@ -92,11 +92,7 @@ fn compact_list(root: &bencode::Node<'_>, field: &'static str, unit: usize) -> R
         .collect())
 }
 
-fn with_flags(
-    root: &bencode::Node<'_>,
-    addrs: Vec<SocketAddr>,
-    field: &'static str,
-) -> Result<Vec<PexPeer>, ExtError> {
+fn with_flags(root: &bencode::Node<'_>, addrs: Vec<SocketAddr>, field: &'static str) -> Result<Vec<PexPeer>, ExtError> {
     let flags = bytes(root, field.as_bytes(), field)?.filter(|f| f.len() == addrs.len());
     Ok(addrs
         .into_iter()

@@ -408,7 +408,10 @@ fn arb_v6() -> impl Strategy<Value = SocketAddr> {
 /// A `ut_pex` message in canonical order: IPv4 entries before IPv6 ones.
 fn arb_pex() -> impl Strategy<Value = PexMessage> {
     let peers = |addr: BoxedStrategy<SocketAddr>| {
-        proptest::collection::vec((addr, any::<u8>()).prop_map(|(addr, flags)| PexPeer { addr, flags }), 0..8)
+        proptest::collection::vec(
+            (addr, any::<u8>()).prop_map(|(addr, flags)| PexPeer { addr, flags }),
+            0..8,
+        )
     };
     (
         peers(arb_v4().boxed()),
