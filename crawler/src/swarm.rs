@@ -19,6 +19,8 @@
 //!    peer holds, once per peer, and verify them ([`PieceCheck`] rows; a bad piece says
 //!    `ok: false`).
 //!
+//! Trackers list the monitor itself (the address it announced); once a peer's BEP 10 `yourip`
+//! reveals our address, that address with the announced port is dropped from the known peers.
 //! At the end every tracker announced to gets a `stopped` announce. The monitor keeps at most
 //! [`SwarmConfig::max_peers`] addresses and runs at most [`SwarmConfig::sessions`] sessions at
 //! once, whatever the trackers, the feed and PEX offer.
@@ -27,7 +29,7 @@
 //! [`PieceCheck`]: crate::observe::PieceCheck
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -299,14 +301,17 @@ impl SwarmMonitor {
         let mut known: BTreeSet<SocketAddr> = BTreeSet::new();
         let mut checked: BTreeSet<SocketAddr> = BTreeSet::new();
         let mut previous: BTreeSet<SocketAddr> = BTreeSet::new();
+        // Our own announced address, as peers' `yourip` reveals it: trackers list it too.
+        let mut ours: BTreeSet<SocketAddr> = BTreeSet::new();
         let max_peers = self.cfg.max_peers;
-        let add = |known: &mut BTreeSet<SocketAddr>, addr: SocketAddr| {
-            if known.len() < max_peers && !addr.ip().is_unspecified() && addr.port() != 0 {
+        let add = |known: &mut BTreeSet<SocketAddr>, ours: &BTreeSet<SocketAddr>, addr: SocketAddr| {
+            let usable = !addr.ip().is_unspecified() && addr.port() != 0 && !ours.contains(&addr);
+            if usable && known.len() < max_peers {
                 known.insert(addr);
             }
         };
         for &p in &self.target.peers {
-            add(&mut known, p);
+            add(&mut known, &ours, p);
         }
         let (rounds, duration) = match (self.cfg.rounds, self.cfg.duration) {
             (None, None) => (Some(1), None),
@@ -346,7 +351,7 @@ impl SwarmMonitor {
                         next_announce.insert(url.clone(), round_start + Duration::from_secs(wait));
                         for p in &a.peers {
                             if let PeerAddr::Ip(addr) = p.addr {
-                                add(&mut known, addr);
+                                add(&mut known, &ours, addr);
                             }
                         }
                         Ok((a.seeders, a.leechers, a.peers.len()))
@@ -357,7 +362,7 @@ impl SwarmMonitor {
             }
             tracker_rounds.sort_by(|a, b| a.url.cmp(&b.url));
             while let Ok(addr) = self.feed_rx.try_recv() {
-                add(&mut known, addr);
+                add(&mut known, &ours, addr);
             }
 
             // 2. and 3. Visit every known peer; check the content of those not checked yet.
@@ -375,15 +380,21 @@ impl SwarmMonitor {
             let mut peers = Vec::new();
             let mut pex = Vec::new();
             while let Some(joined) = visits.join_next().await {
-                let Ok((visit, learned)) = joined else { continue };
+                let Ok(VisitResult { visit, learned, yourip }) = joined else {
+                    continue;
+                };
                 if visit.pieces_ok + visit.pieces_bad > 0 {
                     checked.insert(visit.addr);
+                }
+                if let Some(ip) = yourip {
+                    ours.insert(SocketAddr::new(ip, self.cfg.announce_port));
                 }
                 pex.extend(learned);
                 peers.push(visit);
             }
+            known.retain(|a| !ours.contains(a));
             for addr in pex {
-                add(&mut known, addr);
+                add(&mut known, &ours, addr);
             }
             peers.sort_by_key(|p| p.addr);
             let reached: BTreeSet<SocketAddr> = peers.iter().filter(|p| p.answer.is_ok()).map(|p| p.addr).collect();
@@ -440,9 +451,17 @@ impl SwarmMonitor {
     }
 }
 
+/// What one visit found.
+struct VisitResult {
+    visit: PeerVisit,
+    /// New PEX peers.
+    learned: Vec<SocketAddr>,
+    /// Our address as the peer saw it (BEP 10 `yourip`).
+    yourip: Option<IpAddr>,
+}
+
 /// One peer, one round: handshake, linger, metadata if still unknown, content check if `check`.
-/// Returns the visit and the new PEX peers.
-async fn visit(shared: &Shared, addr: SocketAddr, check: bool) -> (PeerVisit, Vec<SocketAddr>) {
+async fn visit(shared: &Shared, addr: SocketAddr, check: bool) -> VisitResult {
     let engine = &shared.engine;
     let cfg = &shared.cfg;
     let info = shared.info.lock().await.clone();
@@ -458,7 +477,11 @@ async fn visit(shared: &Shared, addr: SocketAddr, check: bool) -> (PeerVisit, Ve
         Ok(s) => s,
         Err(e) => {
             visit.answer = Err((e.outcome().unwrap_or(Outcome::ProtocolError), e.to_string()));
-            return (visit, Vec::new());
+            return VisitResult {
+                visit,
+                learned: Vec::new(),
+                yourip: None,
+            };
         }
     };
     if !cfg.linger.is_zero() {
@@ -489,7 +512,11 @@ async fn visit(shared: &Shared, addr: SocketAddr, check: bool) -> (PeerVisit, Ve
     });
     let learned = session.take_pex_peers();
     visit.pex_peers = learned.len();
-    (visit, learned)
+    VisitResult {
+        visit,
+        learned,
+        yourip: session.hello().yourip(),
+    }
 }
 
 /// The torrent's info, fetched from `session` if no other visit has it yet (one fetch at a
