@@ -10,7 +10,8 @@
 #   - handshake every peer and read its client name (BEP 10 `v`) and pieces held;
 #   - fetch the metainfo over ut_metadata from aria2 and from libtorrent, with the right info-hash;
 #   - download a piece from the aria2 seeder and verify it (and compare it with the payload);
-#   - run two swarm-monitor rounds that reach all three peers and check their pieces.
+#   - run two swarm-monitor rounds that reach all three peers and check their pieces, and one
+#     from a magnet link alone (metadata fetched from the peers, then pieces checked).
 # Prints PASS/FAIL per check; exits non-zero on any FAIL.
 #
 # Needs root (ip netns), aria2c, opentracker, mktorrent, Debian's python3-libtorrent.
@@ -36,8 +37,8 @@ SEED_ADDR=127.0.1.1:6881       # aria2 seeder
 LEECH_ADDR=127.0.2.1:6882      # aria2 leecher
 LT_ADDR=127.0.3.1:6883         # libtorrent leecher
 OUR_PORT=7001                  # the port the crawler claims in its announces
-PAYLOAD_MIB=8
-PIECE_LOG2=18                  # 256 KiB pieces: 32 of them
+PAYLOAD_MIB=64
+PIECE_LOG2=16                  # 64 KiB pieces (4 blocks each): 1024 of them, 20 KiB of metadata
 READY_SECS=20                  # bound on each start-up wait
 DOWNLOAD_SECS=90               # bound on the leechers' downloads
 
@@ -179,7 +180,7 @@ aria2() { # IP PORT DIR LOG EXTRA...
   local ip=$1 port=$2 dir=$3 out=$4
   shift 4
   start "$out" aria2c --interface="$ip" --listen-port="$port" --enable-dht=false --enable-dht6=false \
-    --bt-enable-lpd=false --follow-torrent=mem --console-log-level=warn --summary-interval=0 \
+    --bt-enable-lpd=false --disable-ipv6=true --follow-torrent=mem --console-log-level=warn --summary-interval=0 \
     --allow-overwrite=true -d "$dir" "$@" "$TORRENT"
 }
 aria2 127.0.1.1 6881 "$WORK/seed" "$WORK/aria2-seed.log" --check-integrity=true --seed-ratio=0.0
@@ -212,9 +213,13 @@ while time.time() - t0 < secs:
     time.sleep(0.2)
 EOF
 start "$WORK/lt.log" /usr/bin/python3 "$WORK/lt_peer.py" "$TORRENT" "$WORK/lt" 127.0.3.1 6883 600
-aria2 127.0.2.1 6882 "$WORK/leech" "$WORK/aria2-leech.log" --seed-time=600
+# aria2 runs the hook when the download completes, then keeps seeding.
+printf '#!/bin/sh\ntouch "%s"\n' "$WORK/aria2-leech.done" >"$WORK/aria2-done.sh"
+chmod +x "$WORK/aria2-done.sh"
+aria2 127.0.2.1 6882 "$WORK/leech" "$WORK/aria2-leech.log" --seed-time=600 \
+  --on-bt-download-complete="$WORK/aria2-done.sh"
 
-aria2_done() { [[ ! -e $WORK/leech/payload.bin.aria2 ]] && cmp -s "$WORK/leech/payload.bin" "$WORK/seed/payload.bin"; }
+aria2_done() { [[ -e $WORK/aria2-leech.done ]] && cmp -s "$WORK/leech/payload.bin" "$WORK/seed/payload.bin"; }
 lt_done() { grep -q COMPLETE "$WORK/lt.log" && cmp -s "$WORK/lt/payload.bin" "$WORK/seed/payload.bin"; }
 wait_for $DOWNLOAD_SECS "the aria2 leecher to complete" aria2_done ||
   { show_tail "$WORK/aria2-leech.log"; echo "FAIL setup: aria2 leecher"; exit 1; }
@@ -347,6 +352,22 @@ if crawl swarm --torrent "$TORRENT" --rounds 2 --interval 4s --sample-pieces 1 -
   fi
 else
   fail "swarm monitor" "$(tail -n 3 "$WORK/swarm.txt")"
+fi
+
+# Only a magnet link: the monitor fetches the metadata from a real client first.
+MAGNET="magnet:?xt=urn:btih:$HASH&tr=$HTTP_TRACKER"
+if crawl swarm --magnet "$MAGNET" --rounds 1 --sample-pieces 1 --linger 0s --port $OUR_PORT \
+  --save-torrent "$WORK/from-magnet.torrent" >"$WORK/swarm-magnet.txt" 2>&1; then
+  r1=$(grep '^round 1 ' "$WORK/swarm-magnet.txt" || true)
+  got=$(py_info_hash "$WORK/from-magnet.torrent" 2>/dev/null || true)
+  if [[ $r1 == *"reached 3"* && $r1 == *"pieces ok 3 bad 0, metadata known"* && $got == "$HASH" ]]; then
+    pass "swarm monitor from a magnet link: $r1"
+  else
+    fail "swarm monitor from a magnet link" "saved metadata hashes to '$got'"
+    show_tail "$WORK/swarm-magnet.txt" 20
+  fi
+else
+  fail "swarm monitor from a magnet link" "$(tail -n 3 "$WORK/swarm-magnet.txt")"
 fi
 
 log "$PASSES passed, $FAILS failed"

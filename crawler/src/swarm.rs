@@ -183,7 +183,7 @@ pub struct PeerSeen {
 pub struct PeerVisit {
     /// The peer.
     pub addr: SocketAddr,
-    /// What it said, or how the handshake failed.
+    /// What it said, or how the handshake failed (the outcome and the error in words).
     pub answer: Result<PeerSeen, (Outcome, String)>,
     /// Pieces it served that matched their hash.
     pub pieces_ok: u32,
@@ -476,7 +476,11 @@ async fn visit(shared: &Shared, addr: SocketAddr, check: bool) -> VisitResult {
     let mut session = match PeerSession::open(engine, &cfg.peer, addr, shared.info_hash, total).await {
         Ok(s) => s,
         Err(e) => {
-            visit.answer = Err((e.outcome().unwrap_or(Outcome::ProtocolError), e.to_string()));
+            let message = match &e {
+                Error::Probe(p) => p.message.clone(),
+                other => other.to_string(),
+            };
+            visit.answer = Err((e.outcome().unwrap_or(Outcome::ProtocolError), message));
             return VisitResult {
                 visit,
                 learned: Vec::new(),
