@@ -19,7 +19,8 @@
 //!    peer holds, once per peer, and verify them ([`PieceCheck`] rows; a bad piece says
 //!    `ok: false`).
 //!
-//! Trackers list the monitor itself (the address it announced); once a peer's BEP 10 `yourip`
+//! A peer that fails [`SwarmConfig::forget_after`] rounds in a row is dropped until someone
+//! names it again. Trackers list the monitor itself (the address it announced); once a peer's BEP 10 `yourip`
 //! reveals our address, that address with the announced port is dropped from the known peers.
 //! At the end every tracker announced to gets a `stopped` announce. The monitor keeps at most
 //! [`SwarmConfig::max_peers`] addresses and runs at most [`SwarmConfig::sessions`] sessions at
@@ -112,6 +113,9 @@ pub struct SwarmConfig {
     pub linger: Duration,
     /// Most peer addresses kept.
     pub max_peers: usize,
+    /// A peer that fails this many rounds in a row is forgotten (until a tracker, the feed or
+    /// PEX names it again); 0 keeps every peer.
+    pub forget_after: u32,
     /// Most peer sessions at once.
     pub sessions: usize,
     /// The port announced to trackers.
@@ -125,8 +129,9 @@ pub struct SwarmConfig {
 }
 
 impl Default for SwarmConfig {
-    /// One round, 30 s apart, one sample piece per peer, 2 s of listening, 500 peers, 64
-    /// sessions at once, port 6881, 200 peers per announce.
+    /// One round, 30 s apart, one sample piece per peer, 2 s of listening, 500 peers (each
+    /// forgotten after 3 failed rounds in a row), 64 sessions at once, port 6881, 200 peers per
+    /// announce.
     fn default() -> Self {
         SwarmConfig {
             rounds: Some(1),
@@ -135,6 +140,7 @@ impl Default for SwarmConfig {
             sample_pieces: 1,
             linger: Duration::from_secs(2),
             max_peers: 500,
+            forget_after: 3,
             sessions: 64,
             announce_port: 6881,
             numwant: 200,
@@ -301,6 +307,7 @@ impl SwarmMonitor {
         let mut known: BTreeSet<SocketAddr> = BTreeSet::new();
         let mut checked: BTreeSet<SocketAddr> = BTreeSet::new();
         let mut previous: BTreeSet<SocketAddr> = BTreeSet::new();
+        let mut failed_rounds: HashMap<SocketAddr, u32> = HashMap::new();
         // Our own announced address, as peers' `yourip` reveals it: trackers list it too.
         let mut ours: BTreeSet<SocketAddr> = BTreeSet::new();
         let max_peers = self.cfg.max_peers;
@@ -389,10 +396,20 @@ impl SwarmMonitor {
                 if let Some(ip) = yourip {
                     ours.insert(SocketAddr::new(ip, self.cfg.announce_port));
                 }
+                if visit.answer.is_ok() {
+                    failed_rounds.remove(&visit.addr);
+                } else {
+                    *failed_rounds.entry(visit.addr).or_default() += 1;
+                }
                 pex.extend(learned);
                 peers.push(visit);
             }
-            known.retain(|a| !ours.contains(a));
+            let forget_after = self.cfg.forget_after;
+            known.retain(|a| {
+                let forgotten = forget_after > 0 && failed_rounds.get(a).is_some_and(|&n| n >= forget_after);
+                !ours.contains(a) && !forgotten
+            });
+            failed_rounds.retain(|a, _| known.contains(a));
             for addr in pex {
                 add(&mut known, &ours, addr);
             }

@@ -53,6 +53,9 @@ pub(crate) struct SwarmArgs {
     /// Most peer addresses kept.
     #[arg(long, default_value_t = 500)]
     max_peers: usize,
+    /// Forget a peer that failed this many rounds in a row (until named again; 0: never).
+    #[arg(long, default_value_t = 3)]
+    forget_after: u32,
     /// The port announced to trackers (nothing listens there).
     #[arg(long, default_value_t = 6881)]
     port: u16,
@@ -83,6 +86,7 @@ pub(crate) async fn run(args: SwarmArgs, engine: Engine) -> anyhow::Result<()> {
         sample_pieces: args.sample_pieces,
         linger: args.linger,
         max_peers: args.max_peers,
+        forget_after: args.forget_after,
         announce_port: args.port,
         peer: args.peer.config(),
         trackers: args.tracker.config(),

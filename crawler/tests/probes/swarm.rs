@@ -80,7 +80,7 @@ async fn rounds_track_arrivals_departures_and_bad_pieces() {
         .await;
         let mut target = SwarmTarget::from_metainfo(&t.metainfo);
         target.trackers = vec![http.url.clone(), udp.url.clone()];
-        let (engine, mut rx) = engine(600, 1);
+        let (engine, mut rx) = engine(1000, 1);
         let monitor = SwarmMonitor::new(engine, config(2, 1500), target);
         let feed = monitor.feed();
         let mut rounds: Vec<RoundSummary> = Vec::new();
@@ -200,6 +200,33 @@ async fn magnet_fetches_metadata_then_checks_pieces_and_follows_pex() {
                 .iter()
                 .any(|s| s.source_kind == SourceKind::Pex && s.addr == other.addr)
         );
+    })
+    .await;
+}
+
+/// A peer that fails `forget_after` rounds in a row is no longer visited.
+#[tokio::test]
+async fn failing_peers_are_forgotten() {
+    bounded(async {
+        let t = torrent(4 * 16384, 16384, 22);
+        let good = spawn_peer(ip(3, 3, 1), PeerSpec::honest(&t)).await;
+        let silent = spawn_peer(ip(3, 3, 2), PeerSpec::honest(&t).behaving(Behaviour::Silent)).await;
+        let mut target = SwarmTarget::from_metainfo(&t.metainfo);
+        target.trackers.clear();
+        target.peers = vec![good.addr, silent.addr];
+        let cfg = SwarmConfig {
+            forget_after: 1,
+            sample_pieces: 0,
+            ..config(2, 100)
+        };
+        let (engine, _rx) = engine(300, 1);
+        let mut rounds = Vec::new();
+        let report = SwarmMonitor::new(engine, cfg, target)
+            .run(|r| rounds.push(r.clone()))
+            .await;
+        assert_eq!(rounds[0].peers.len(), 2);
+        assert_eq!(rounds[1].peers.iter().map(|p| p.addr).collect::<Vec<_>>(), [good.addr]);
+        assert_eq!(report.peers_known, 1);
     })
     .await;
 }
