@@ -22,6 +22,10 @@
 //!   lifetimes (create-based method, Weibull fit), network size, Sybil and poisoning signals.
 //! - [`store`]: the observation store (SQLite, WAL, one batching writer thread): crawls that can be
 //!   resumed after a kill, typed reads for the analyses, export to Parquet and CSV.
+//! - [`probe`]: the tokio drivers: HTTP and UDP tracker announce/scrape, peer wire sessions
+//!   (handshake, extension handshake, pieces held, PEX), `ut_metadata` fetch, verified pieces.
+//! - [`swarm`]: the swarm monitor: peers from trackers, PEX and a feed (for the DHT), visited
+//!   every round for their state, and a content check of the pieces they serve.
 #![forbid(unsafe_code)]
 
 pub mod analysis;
@@ -35,4 +39,6 @@ pub mod metainfo;
 pub mod observe;
 pub mod peerwire;
 pub mod store;
+pub mod probe;
+pub mod swarm;
 pub mod tracker;

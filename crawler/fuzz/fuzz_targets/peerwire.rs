@@ -2,12 +2,13 @@
 //! the bytes it used; the streaming decoder fed in two parts yields the same messages as the
 //! one-shot decoder; an accepted handshake re-encodes to the input; an accepted BEP 10 handshake
 //! or BEP 9 message re-encodes canonically to a payload that decodes to the same value with no
-//! deviations and gives the same bytes again.
+//! deviations and gives the same bytes again; so does an accepted BEP 11 `ut_pex` message, which
+//! also never holds more peers than the limits allow.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use onionlab_crawler::peerwire::{
-    ExtHandshake, Handshake, Limits, MessageDecoder, MetadataMessage, decode_message_with,
+    ExtHandshake, Handshake, Limits, MAX_PEX_ENTRIES, MessageDecoder, MetadataMessage, PexMessage, decode_message_with,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -43,6 +44,15 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(d) = MetadataMessage::decode(data) {
         let wire = d.value.encode();
         let again = MetadataMessage::decode(&wire).expect("a canonical ut_metadata message decodes");
+        assert!(again.deviations.is_empty(), "{:?}", again.deviations);
+        assert_eq!(again.value, d.value);
+        assert_eq!(again.value.encode(), wire);
+    }
+    if let Ok(d) = PexMessage::decode(data) {
+        assert!(d.value.added.len() <= 2 * MAX_PEX_ENTRIES);
+        assert!(d.value.dropped.len() <= 2 * MAX_PEX_ENTRIES);
+        let wire = d.value.encode();
+        let again = PexMessage::decode(&wire).expect("a canonical ut_pex message decodes");
         assert!(again.deviations.is_empty(), "{:?}", again.deviations);
         assert_eq!(again.value, d.value);
         assert_eq!(again.value.encode(), wire);

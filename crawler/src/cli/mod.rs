@@ -1,7 +1,14 @@
 //! The command line: global options shared by every probe, and one module per subcommand group.
 
 mod export;
+mod announce;
 mod info;
+mod metadata;
+mod peer;
+mod piece;
+mod scrape;
+mod swarm;
+mod torrent;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -63,7 +70,6 @@ impl Common {
     }
 
     /// An engine under these options, recording to `recorder`.
-    #[expect(dead_code, reason = "the probe subcommands use it; they land next")]
     fn engine(&self, recorder: Recorder) -> Engine {
         Engine::new(self.engine_config(), recorder)
     }
@@ -100,13 +106,54 @@ enum Command {
     Info(info::InfoArgs),
     /// Export a store's tables to Parquet and/or CSV, one file per table.
     Export(export::ExportArgs),
+    /// Announce to a tracker (http:// or udp://) and print its interval, counts and peers.
+    ///
+    /// The crawler announces as a leecher that listens on --port (nothing listens there): the
+    /// tracker will count it until an announce with --event stopped. UDP trackers get a connect
+    /// first; HTTP trackers a plain HTTP/1.1 GET with compact=1.
+    Announce(announce::AnnounceArgs),
+    /// Ask a tracker for seeders, completed downloads and leechers of info-hashes (BEP 48, BEP 15).
+    ///
+    /// Prints one line per hash: `HASH seeders N completed N leechers N`.
+    Scrape(scrape::ScrapeArgs),
+    /// Handshake with a peer: peer id, client name (BEP 10 `v`), extensions, pieces held.
+    ///
+    /// Sends a BEP 3 handshake with the extension and DHT bits, checks that the peer answers
+    /// for the same info-hash, exchanges BEP 10 handshakes and waits up to --settle for the
+    /// peer's bitfield (or have_all/have_none).
+    Peer(peer::PeerArgs),
+    /// Fetch a torrent's metadata from a peer over ut_metadata (BEP 9) and check its info-hash.
+    ///
+    /// The info dictionary arrives in 16 KiB pieces; its SHA-1 must equal --info-hash. With
+    /// --out it is written as a .torrent file, byte for byte.
+    Metadata(metadata::MetadataArgs),
+    /// Download one piece from a peer and check it against the .torrent's SHA-1.
+    ///
+    /// Sends `interested`, waits for `unchoke` and requests 16 KiB blocks, 16 at a time (or
+    /// the peer's reqq). Exits with an error if the piece does not hash right. Peers may take
+    /// a while to unchoke: raise --timeout if needed.
+    Piece(piece::PieceArgs),
+    /// Monitor a swarm: peers from trackers and PEX, visited every --interval, pieces checked.
+    ///
+    /// Each round announces to the trackers that are due, handshakes with every known peer
+    /// (client, pieces held), listens --linger for PEX, and downloads --sample-pieces random
+    /// pieces from each peer not checked yet. With --magnet the metadata is fetched from a peer
+    /// first. Prints a summary per round: arrivals (+), departures (-) and each peer's state.
+    Swarm(swarm::SwarmArgs),
 }
 
 /// Run the chosen subcommand.
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    let engine = || args.common.engine(Recorder::discard());
     match args.command {
         Command::Info(a) => info::run(a),
         Command::Export(a) => export::run(a),
+        Command::Announce(a) => announce::run(a, engine()).await,
+        Command::Scrape(a) => scrape::run(a, engine()).await,
+        Command::Peer(a) => peer::run(a, engine()).await,
+        Command::Metadata(a) => metadata::run(a, engine()).await,
+        Command::Piece(a) => piece::run(a, engine()).await,
+        Command::Swarm(a) => swarm::run(a, engine()).await,
     }
 }
 

@@ -68,15 +68,35 @@ pub enum ExtError {
     /// A `ut_metadata` `msg_type` other than 0, 1, 2.
     #[error("unknown ut_metadata msg_type {0}")]
     UnknownMsgType(i64),
+    /// A compact address list (`ut_pex` `added`, `dropped`...) that is not a whole number of entries.
+    #[error("{field} is {len} bytes long, not a multiple of {unit}")]
+    BadLength {
+        /// The key.
+        field: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The entry size (6 for IPv4, 18 for IPv6).
+        unit: usize,
+    },
+    /// A list with more entries than the codec accepts.
+    #[error("{field} holds {count} entries, over the limit of {max}")]
+    TooMany {
+        /// The key.
+        field: &'static str,
+        /// Entries present.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
-const LIMITS: bencode::Limits = bencode::Limits {
+pub(super) const LIMITS: bencode::Limits = bencode::Limits {
     max_depth: 16,
     max_input: (1 << 20) + 13,
     max_nodes: 1 << 16,
 };
 
-fn bytes<'a>(d: &Node<'a>, key: &[u8], field: &'static str) -> Result<Option<&'a [u8]>, ExtError> {
+pub(super) fn bytes<'a>(d: &Node<'a>, key: &[u8], field: &'static str) -> Result<Option<&'a [u8]>, ExtError> {
     d.get(key).map_or(Ok(None), |n| {
         n.as_bytes().map(Some).ok_or(ExtError::WrongType {
             field,

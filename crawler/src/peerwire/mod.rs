@@ -1,5 +1,6 @@
 //! The BitTorrent peer wire protocol (BEP 3), with the DHT `port` message (BEP 5), the extension
-//! protocol (BEP 10) and `ut_metadata` (BEP 9), sans I/O: bytes in, values out, and back.
+//! protocol (BEP 10), `ut_metadata` (BEP 9) and `ut_pex` (BEP 11), sans I/O: bytes in, values
+//! out, and back.
 //!
 //! - [`Handshake`]: the fixed 68-byte opening (`\x13BitTorrent protocol`, 8 reserved bytes,
 //!   info-hash, peer id), with the BEP 10 and DHT reserved bits.
@@ -9,6 +10,7 @@
 //!   soon as its 4 bytes are there, so an oversized message is refused before it is buffered.
 //! - [`ExtHandshake`]: the BEP 10 handshake dictionary (extended message id 0).
 //! - [`MetadataMessage`]: BEP 9 `ut_metadata` request, data and reject.
+//! - [`PexMessage`]: BEP 11 `ut_pex` added and dropped peers (IPv4 and IPv6, with flags).
 //!
 //! # Accepted and recorded vs refused
 //!
@@ -21,16 +23,18 @@
 //! the wrong size (`have` 4, `request`/`cancel` 12, `port` 2, `piece` at least 8, `extended` at
 //! least 1, the state messages 0).
 //!
-//! The bencoded payloads ([`ExtHandshake`], [`MetadataMessage`]) go through the lenient
+//! The bencoded payloads ([`ExtHandshake`], [`MetadataMessage`], [`PexMessage`]) go through the lenient
 //! [`crate::bencode`] decoder: its deviations are kept in the result, unknown keys are ignored
 //! (and dropped on re-encoding), and the encoders write the canonical form.
 
 mod extension;
 mod handshake;
 mod message;
+mod pex;
 #[cfg(test)]
 mod tests;
 
 pub use extension::{ExtDecoded, ExtError, ExtHandshake, MetadataMessage};
 pub use handshake::{HANDSHAKE_LEN, Handshake, HandshakeError, PROTOCOL};
 pub use message::{Limits, Message, MessageDecoder, MessageError, decode_message, decode_message_with};
+pub use pex::{MAX_PEX_ENTRIES, PexMessage, PexPeer};

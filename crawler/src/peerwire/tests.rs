@@ -1,5 +1,7 @@
 //! Unit and property tests for the peer wire codec.
 
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+
 use proptest::prelude::*;
 
 use super::*;
@@ -252,6 +254,82 @@ fn ut_metadata_deviations_and_errors() {
     ));
 }
 
+#[test]
+fn ut_pex_wire_format() {
+    // Two IPv4 peers (the second a seed), one IPv6 peer, one dropped IPv4 peer.
+    let mut payload = b"d5:added12:".to_vec();
+    payload.extend_from_slice(&[127, 0, 0, 1, 0x1a, 0xe1, 10, 0, 0, 2, 0x00, 0x50]);
+    payload.extend_from_slice(b"7:added.f2:\x10\x02");
+    payload.extend_from_slice(b"6:added618:");
+    payload.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
+    payload.extend_from_slice(&[0x1a, 0xe2]);
+    payload.extend_from_slice(b"8:added6.f1:\x04");
+    payload.extend_from_slice(b"7:dropped6:");
+    payload.extend_from_slice(&[192, 168, 1, 1, 0, 1]);
+    payload.extend_from_slice(b"8:dropped60:e");
+    let d = PexMessage::decode(&payload).unwrap();
+    assert!(d.deviations.is_empty());
+    let v4 = |a: [u8; 4], port| SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(a), port));
+    assert_eq!(
+        d.value.added,
+        vec![
+            PexPeer {
+                addr: v4([127, 0, 0, 1], 6881),
+                flags: PexPeer::REACHABLE
+            },
+            PexPeer {
+                addr: v4([10, 0, 0, 2], 80),
+                flags: PexPeer::SEED
+            },
+            PexPeer {
+                addr: SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, 6882, 0, 0)),
+                flags: PexPeer::UTP
+            },
+        ]
+    );
+    assert_eq!(d.value.dropped, vec![v4([192, 168, 1, 1], 1)]);
+    assert_eq!(d.value.encode(), payload);
+}
+
+#[test]
+fn ut_pex_lenient_and_refused() {
+    // Absent keys are empty lists; unknown keys are ignored.
+    assert_eq!(PexMessage::decode(b"d1:xi1ee").unwrap().value, PexMessage::default());
+    // Flags of the wrong length are ignored.
+    let d = PexMessage::decode(b"d5:added6:\x7f\0\0\x01\0\x017:added.f2:\x02\x02e").unwrap();
+    assert_eq!(d.value.added.len(), 1);
+    assert_eq!(d.value.added[0].flags, 0);
+    assert_eq!(
+        PexMessage::decode(b"d5:added5:12345e"),
+        Err(ExtError::BadLength {
+            field: "added",
+            len: 5,
+            unit: 6
+        })
+    );
+    assert!(matches!(
+        PexMessage::decode(b"d8:dropped617:12345678901234567e"),
+        Err(ExtError::BadLength { unit: 18, .. })
+    ));
+    assert!(matches!(
+        PexMessage::decode(b"d5:addedi1ee"),
+        Err(ExtError::WrongType { field: "added", .. })
+    ));
+    assert_eq!(PexMessage::decode(b"le"), Err(ExtError::NotADict));
+    let too_many = MAX_PEX_ENTRIES + 1;
+    let mut payload = format!("d7:dropped{}:", too_many * 6).into_bytes();
+    payload.extend(std::iter::repeat_n(1u8, too_many * 6));
+    payload.push(b'e');
+    assert_eq!(
+        PexMessage::decode(&payload),
+        Err(ExtError::TooMany {
+            field: "dropped",
+            count: too_many,
+            max: MAX_PEX_ENTRIES
+        })
+    );
+}
+
 fn arb_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(any::<u8>(), 0..max)
 }
@@ -318,6 +396,36 @@ fn arb_metadata() -> impl Strategy<Value = MetadataMessage> {
     ]
 }
 
+fn arb_v4() -> impl Strategy<Value = SocketAddr> {
+    (any::<[u8; 4]>(), any::<u16>()).prop_map(|(ip, port)| SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port)))
+}
+
+fn arb_v6() -> impl Strategy<Value = SocketAddr> {
+    (any::<[u8; 16]>(), any::<u16>())
+        .prop_map(|(ip, port)| SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(ip), port, 0, 0)))
+}
+
+/// A `ut_pex` message in canonical order: IPv4 entries before IPv6 ones.
+fn arb_pex() -> impl Strategy<Value = PexMessage> {
+    let peers = |addr: BoxedStrategy<SocketAddr>| {
+        proptest::collection::vec(
+            (addr, any::<u8>()).prop_map(|(addr, flags)| PexPeer { addr, flags }),
+            0..8,
+        )
+    };
+    (
+        peers(arb_v4().boxed()),
+        peers(arb_v6().boxed()),
+        proptest::collection::vec(arb_v4(), 0..8),
+        proptest::collection::vec(arb_v6(), 0..8),
+    )
+        .prop_map(|(mut added, added6, mut dropped, dropped6)| {
+            added.extend(added6);
+            dropped.extend(dropped6);
+            PexMessage { added, dropped }
+        })
+}
+
 proptest! {
     #[test]
     fn messages_round_trip_through_the_stream(msgs in proptest::collection::vec(arb_message(), 0..8), chunk in 1usize..20) {
@@ -369,6 +477,23 @@ proptest! {
         }
         if let Ok(d) = MetadataMessage::decode(&input) {
             prop_assert_eq!(MetadataMessage::decode(&d.value.encode()).unwrap().value, d.value);
+        }
+    }
+
+    #[test]
+    fn pex_round_trips(m in arb_pex()) {
+        let wire = m.encode();
+        let d = PexMessage::decode(&wire).unwrap();
+        prop_assert!(d.deviations.is_empty());
+        prop_assert_eq!(&d.value, &m);
+        prop_assert_eq!(d.value.encode(), wire);
+    }
+
+    #[test]
+    fn pex_decoder_never_panics(input in arb_bytes(200)) {
+        if let Ok(d) = PexMessage::decode(&input) {
+            prop_assert!(d.value.added.len() <= 4 * MAX_PEX_ENTRIES);
+            prop_assert_eq!(PexMessage::decode(&d.value.encode()).unwrap().value, d.value);
         }
     }
 }

@@ -552,7 +552,12 @@ impl ConnectionId {
 /// How long to wait for a reply to the `n`-th transmission (0 = first send): `15 * 2^n`
 /// seconds for `n` in `0..=8`; `None` after the last retry, when the client should give up.
 pub fn retransmit_timeout(n: u32) -> Option<Duration> {
-    (n <= MAX_RETRIES).then(|| Duration::from_secs(15u64 << n))
+    retransmit_timeout_from(Duration::from_secs(15), n)
+}
+
+/// The same schedule from another base (tests use milliseconds): `base * 2^n` for `n` in `0..=8`.
+pub fn retransmit_timeout_from(base: Duration, n: u32) -> Option<Duration> {
+    (n <= MAX_RETRIES).then(|| base.saturating_mul(1 << n))
 }
 
 #[cfg(test)]

@@ -204,6 +204,10 @@ fn retransmission_schedule() {
     assert_eq!(secs, [15, 30, 60, 120, 240, 480, 960, 1920, 3840]);
     assert_eq!(retransmit_timeout(9), None);
     assert_eq!(retransmit_timeout(u32::MAX), None);
+    let base = Duration::from_millis(10);
+    assert_eq!(retransmit_timeout_from(base, 0), Some(base));
+    assert_eq!(retransmit_timeout_from(base, 3), Some(Duration::from_millis(80)));
+    assert_eq!(retransmit_timeout_from(base, 9), None);
 }
 
 fn any_event() -> impl Strategy<Value = Event> {
