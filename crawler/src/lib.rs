@@ -14,12 +14,16 @@
 //! - [`peerwire`]: the peer wire protocol (BEP 3): handshake, length-prefixed messages with a
 //!   streaming decoder, the BEP 10 extension handshake and BEP 9 `ut_metadata`.
 //! - [`tracker`]: tracker protocols, HTTP (BEP 3, 23, 48) and UDP (BEP 15): requests, replies, timers.
+//! - [`dht`]: the Mainline DHT: a KRPC socket driver, a crawl of the whole id space (neighbour graph,
+//!   responsive and silent nodes, id/address mismatches, size estimate), and a loopback DHT simulator
+//!   with planted Sybils, poisoners and silent nodes.
 //! - [`observe`]: the rows every probe records (visits, sightings, peer states, piece checks).
 //! - [`engine`]: bounded concurrency, per-IP politeness, timeouts, retries with backoff, one
 //!   recorded visit per attempt.
 #![forbid(unsafe_code)]
 
 pub mod bencode;
+pub mod dht;
 pub mod engine;
 pub mod infohash;
 pub mod krpc;
