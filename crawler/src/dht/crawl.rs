@@ -24,7 +24,9 @@
 //! [`CrawlConfig::sample_infohashes`], each responsive node also gets one BEP 51 query.
 //!
 //! The crawl ends when no node is left to query ([`StopReason::Exhausted`]), or at
-//! [`CrawlConfig::max_duration`]. At most [`CrawlConfig::max_nodes`] nodes are queried; the rest
+//! [`CrawlConfig::max_duration`]: then visits send nothing more, and replies already in are
+//! recorded whole (a visit row never lacks the sightings of its reply, which resuming relies on).
+//! At most [`CrawlConfig::max_nodes`] nodes are queried; the rest
 //! stay in the frontier. Then, for each of [`CrawlConfig::info_hashes`], an iterative `get_peers`
 //! lookup starts from the closest responsive nodes found.
 //!
@@ -61,19 +63,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::socket::{KrpcReply, KrpcSocket, Request};
 use super::space::{SplitMix64, bucket_target, cmp_distance, distance_fraction, prefix_len};
-use crate::engine::Engine;
+use crate::engine::{Engine, ProbeError};
 use crate::infohash::InfoHash;
 use crate::krpc::NodeId;
 use crate::observe::{Observation, Outcome, ProbeKind, Sighting, SourceKind, now_micros};
 
 /// Bucket size (BEP 5): what a full `nodes` list holds, and the size of a lookup's closest set.
 const K: usize = 8;
+
+/// How long visits get, once the crawl stops, to record the replies they already have.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// What a crawl does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +105,14 @@ pub struct CrawlConfig {
     pub seed: Option<u64>,
 }
 
+impl CrawlConfig {
+    /// The replies a complete visit of a node with a known id gets: the first query, the bucket
+    /// probes, and `sample_infohashes` if asked.
+    pub fn queries_per_visit(&self) -> usize {
+        1 + self.bucket_probes + usize::from(self.sample_infohashes)
+    }
+}
+
 impl Default for CrawlConfig {
     /// No bootstrap, 10 minutes, a million nodes, 4 bucket probes, 1 full visit per IP, no
     /// samples, no lookups (30 s each when asked).
@@ -124,16 +137,22 @@ impl Default for CrawlConfig {
 pub struct Resume {
     /// Nodes sighted (with the id they were advertised with, if known) but never answered.
     pub frontier: Vec<(SocketAddr, Option<NodeId>)>,
-    /// Nodes that answered, with the id they answered with.
+    /// Nodes whose visit was complete, with the id they answered with: not queried again.
     pub visited: Vec<(SocketAddr, NodeId)>,
+    /// Nodes that answered but whose visit was cut short: counted as responsive and visited again
+    /// (their bucket probes may be the only way to some nodes).
+    pub unfinished: Vec<(SocketAddr, NodeId)>,
 }
 
 impl Resume {
-    /// What the DHT rows of earlier runs say: a node counts as visited once it answered a query
-    /// (whatever its outcome but a timeout or an unreachable port); everything else sighted as a
-    /// DHT node, and every node that only timed out, is frontier.
-    pub fn from_rows<'a>(rows: impl IntoIterator<Item = &'a Observation>) -> Resume {
-        let mut visited: BTreeMap<SocketAddr, Option<NodeId>> = BTreeMap::new();
+    /// What the DHT rows of earlier runs say. A node answered if a query of it got any reply (a
+    /// timeout or an unreachable port is no reply); its visit was complete if `find_node` and
+    /// `sample_infohashes` got `queries_per_visit` replies (see [`CrawlConfig::queries_per_visit`];
+    /// nodes visited with the first query only, on crowded IPs, count as unfinished and cost one
+    /// query again). Everything else sighted as a DHT node, and every node that only timed out, is
+    /// frontier.
+    pub fn from_rows<'a>(rows: impl IntoIterator<Item = &'a Observation>, queries_per_visit: usize) -> Resume {
+        let mut answered: BTreeMap<SocketAddr, (Option<NodeId>, usize)> = BTreeMap::new();
         let mut sighted: BTreeMap<SocketAddr, Option<NodeId>> = BTreeMap::new();
         for row in rows {
             match row {
@@ -141,12 +160,14 @@ impl Resume {
                     let Some(addr) = v.addr else { continue };
                     if v.outcome.is_retryable() {
                         sighted.entry(addr).or_insert(None);
-                    } else {
-                        let id = v.remote_id.map(NodeId);
-                        let slot = visited.entry(addr).or_insert(id);
-                        if slot.is_none() {
-                            *slot = id;
-                        }
+                        continue;
+                    }
+                    let entry = answered.entry(addr).or_insert((None, 0));
+                    if entry.0.is_none() {
+                        entry.0 = v.remote_id.map(NodeId);
+                    }
+                    if matches!(v.probe, ProbeKind::DhtFindNode | ProbeKind::DhtSampleInfohashes) {
+                        entry.1 += 1;
                     }
                 }
                 Observation::Sighting(s) if s.source_kind == SourceKind::Dht && s.info_hash.is_none() => {
@@ -158,11 +179,23 @@ impl Resume {
                 _ => {}
             }
         }
-        Resume {
-            frontier: sighted.into_iter().filter(|(a, _)| !visited.contains_key(a)).collect(),
-            // Nodes that answered only with errors have no id: they are queried again.
-            visited: visited.into_iter().filter_map(|(a, id)| Some((a, id?))).collect(),
+        let mut resume = Resume::default();
+        for (addr, (id, replies)) in &answered {
+            match id {
+                Some(id) if *replies >= queries_per_visit => resume.visited.push((*addr, *id)),
+                Some(id) => resume.unfinished.push((*addr, *id)),
+                // Nodes that answered only with errors have no id: they are queried again.
+                None => resume.frontier.push((*addr, None)),
+            }
         }
+        resume.frontier.extend(
+            sighted
+                .into_iter()
+                .filter(|(a, _)| !answered.get(a).is_some_and(|(id, _)| id.is_some())),
+        );
+        resume.frontier.sort();
+        resume.frontier.dedup_by_key(|(a, _)| *a);
+        resume
     }
 }
 
@@ -210,6 +243,8 @@ pub struct CrawledNode {
     pub sighted: u32,
     /// What became of it.
     pub state: NodeState,
+    /// Its visit ran to the end (in this run or an earlier one).
+    pub finished: bool,
 }
 
 impl CrawledNode {
@@ -301,12 +336,14 @@ pub struct CrawlOutcome {
 }
 
 impl CrawlOutcome {
-    /// Where to pick up from: the responsive nodes, and everything else not known to be silent.
+    /// Where to pick up from: the nodes whose visit finished, those cut short, and the frontier
+    /// (never queried, or queried without an answer).
     pub fn resume(&self) -> Resume {
         let mut r = Resume::default();
         for n in &self.nodes {
             match (n.state, n.id) {
-                (NodeState::Responsive, Some(id)) => r.visited.push((n.addr, id)),
+                (NodeState::Responsive, Some(id)) if n.finished => r.visited.push((n.addr, id)),
+                (NodeState::Responsive, Some(id)) => r.unfinished.push((n.addr, id)),
                 (NodeState::Unvisited, _) => r.frontier.push((n.addr, n.advertised)),
                 _ => {}
             }
@@ -359,8 +396,8 @@ enum Event {
     Failed { addr: SocketAddr, outcome: Outcome },
     /// Info-hashes from `sample_infohashes`.
     Samples(Vec<InfoHash>),
-    /// The visit ended (its last event).
-    Done,
+    /// The visit ended (its last event); `finished` unless the crawl stopped it.
+    Done { addr: SocketAddr, finished: bool },
 }
 
 struct Record {
@@ -373,6 +410,8 @@ struct Record {
     state: NodeState,
     /// A visit was started.
     scheduled: bool,
+    /// The visit ran to its end.
+    finished: bool,
 }
 
 /// What every visit task shares.
@@ -383,6 +422,21 @@ struct Context {
     bucket_probes: usize,
     sample: bool,
     sightings: AtomicU64,
+    /// Set when the crawl stops: visits send no further query.
+    stop: watch::Receiver<bool>,
+}
+
+impl Context {
+    /// `request` to `addr` through the engine, unless the crawl stops first (`None`). Once a reply
+    /// is in, the caller records it whole: stopping never splits a visit row from its sightings.
+    async fn ask(&self, addr: SocketAddr, request: &Request) -> Option<Result<KrpcReply, ProbeError>> {
+        let mut stop = self.stop.clone();
+        tokio::select! {
+            biased;
+            r = self.socket.probe(&self.engine, addr, request) => Some(r),
+            _ = stop.wait_for(|stopped| *stopped) => None,
+        }
+    }
 }
 
 /// A crawl, ready to run; its progress counters can be watched meanwhile.
@@ -422,6 +476,7 @@ impl Crawl {
         let responses0 = self.socket.stats().responses();
         let mut rng = self.config.seed.map_or_else(SplitMix64::from_entropy, SplitMix64::new);
         let (tx, mut rx) = mpsc::channel(4096);
+        let (stop_tx, stop_rx) = watch::channel(false);
         let cx = Arc::new(Context {
             socket: self.socket.clone(),
             engine: self.engine.clone(),
@@ -429,6 +484,7 @@ impl Crawl {
             bucket_probes: self.config.bucket_probes,
             sample: self.config.sample_infohashes,
             sightings: AtomicU64::new(0),
+            stop: stop_rx,
         });
         let families: Vec<bool> = self.socket.local_addrs().iter().map(SocketAddr::is_ipv4).collect();
         let mut state = State {
@@ -445,7 +501,13 @@ impl Crawl {
             families,
             progress: self.progress.clone(),
         };
-        for (addr, id) in &self.config.resume.visited {
+        let resume = &self.config.resume;
+        let earlier = resume
+            .visited
+            .iter()
+            .map(|v| (v, true))
+            .chain(resume.unfinished.iter().map(|v| (v, false)));
+        for ((addr, id), finished) in earlier {
             state.nodes.insert(
                 *addr,
                 Record {
@@ -456,14 +518,19 @@ impl Crawl {
                     bep42: super::socket::bep42_note(addr.ip(), id),
                     sighted: 0,
                     state: NodeState::Responsive,
-                    scheduled: true,
+                    scheduled: finished,
+                    finished,
                 },
             );
+            self.progress.known.fetch_add(1, Ordering::Relaxed);
             self.progress.responsive.fetch_add(1, Ordering::Relaxed);
+            if finished {
+                *state.per_ip.entry(addr.ip()).or_insert(0) += 1;
+            }
         }
-        let start: Vec<(SocketAddr, Option<NodeId>)> = (self.config.bootstrap.iter().map(|a| (*a, None)))
-            .chain(self.config.resume.frontier.iter().copied())
-            .collect();
+        let start = (self.config.bootstrap.iter().map(|a| (*a, None)))
+            .chain(resume.unfinished.iter().map(|(a, id)| (*a, Some(*id))))
+            .chain(resume.frontier.iter().copied());
         for (addr, id) in start {
             state.sighted(addr, id, false, &cx, &mut rng);
         }
@@ -481,6 +548,20 @@ impl Crawl {
                     stop = StopReason::MaxDuration;
                     break;
                 }
+            }
+        }
+        // Visits stop asking and record what they already received; a visit stuck on a slow
+        // recorder past the grace period is cut.
+        let _ = stop_tx.send(true);
+        let grace = tokio::time::sleep(STOP_GRACE);
+        tokio::pin!(grace);
+        while state.running > 0 {
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Some(ev) => state.handle_late(ev),
+                    None => break,
+                },
+                () = &mut grace => break,
             }
         }
         state.tasks.abort_all();
@@ -518,6 +599,7 @@ impl Crawl {
                 bep42: r.bep42,
                 sighted: r.sighted,
                 state: r.state,
+                finished: r.finished,
             })
             .collect();
         nodes.sort_by_key(|n| n.addr);
@@ -606,11 +688,13 @@ impl State {
                 k_distance,
             } => {
                 if let Some(r) = self.nodes.get_mut(&addr) {
+                    if r.state != NodeState::Responsive {
+                        self.progress.responsive.fetch_add(1, Ordering::Relaxed);
+                    }
                     r.id = Some(id);
                     r.client = client;
                     r.bep42 = bep42;
                     r.state = NodeState::Responsive;
-                    self.progress.responsive.fetch_add(1, Ordering::Relaxed);
                 }
                 self.k_distances.extend(k_distance);
             }
@@ -630,7 +714,10 @@ impl State {
                     self.note(addr, Some(id), true);
                 }
             }
-            Event::Done => {
+            Event::Done { addr, finished } => {
+                if let Some(r) = self.nodes.get_mut(&addr) {
+                    r.finished |= finished;
+                }
                 self.running -= 1;
                 while self.tasks.try_join_next().is_some() {}
             }
@@ -651,6 +738,7 @@ impl State {
                 sighted: 0,
                 state: NodeState::Unvisited,
                 scheduled: false,
+                finished: false,
             }
         });
         if counted {
@@ -736,20 +824,18 @@ async fn record_nodes(cx: &Context, reply: &KrpcReply) -> Vec<(NodeId, SocketAdd
 /// One node's visit, then [`Event::Done`].
 async fn visit(cx: Arc<Context>, addr: SocketAddr, advertised: Option<NodeId>, full: bool, seed: u64) {
     visit_node(&cx, addr, advertised, full, seed).await;
-    let _ = cx.events.send(Event::Done).await;
+    let finished = !*cx.stop.borrow();
+    let _ = cx.events.send(Event::Done { addr, finished }).await;
 }
 
 /// One node's visit (see the module docs). Ends early if the node does not answer.
 async fn visit_node(cx: &Context, addr: SocketAddr, advertised: Option<NodeId>, full: bool, seed: u64) {
     let mut rng = SplitMix64::new(seed);
     let first_target = advertised.unwrap_or_else(|| rng.node_id());
-    let reply = match cx
-        .socket
-        .probe(&cx.engine, addr, &Request::FindNode { target: first_target })
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => {
+    let reply = match cx.ask(addr, &Request::FindNode { target: first_target }).await {
+        None => return,
+        Some(Ok(r)) => r,
+        Some(Err(e)) => {
             let _ = cx
                 .events
                 .send(Event::Failed {
@@ -787,7 +873,7 @@ async fn visit_node(cx: &Context, addr: SocketAddr, advertised: Option<NodeId>, 
     }
     if cx.sample {
         let request = Request::SampleInfohashes { target: rng.node_id() };
-        if let Ok(reply) = cx.socket.probe(&cx.engine, addr, &request).await {
+        if let Some(Ok(reply)) = cx.ask(addr, &request).await {
             let nodes = record_nodes(cx, &reply).await;
             let _ = cx.events.send(Event::Nodes(nodes)).await;
             if let Some(samples) = reply.response.samples {
@@ -799,11 +885,7 @@ async fn visit_node(cx: &Context, addr: SocketAddr, advertised: Option<NodeId>, 
 
 /// One `find_node` into a node's table; its `nodes` go to the coordinator and are returned.
 async fn probe(cx: &Context, addr: SocketAddr, target: NodeId) -> Option<Vec<(NodeId, SocketAddr)>> {
-    let reply = cx
-        .socket
-        .probe(&cx.engine, addr, &Request::FindNode { target })
-        .await
-        .ok()?;
+    let reply = cx.ask(addr, &Request::FindNode { target }).await?.ok()?;
     let nodes = record_nodes(cx, &reply).await;
     let _ = cx.events.send(Event::Nodes(nodes.clone())).await;
     Some(nodes)

@@ -59,8 +59,9 @@ fn resume_from_rows() {
     let b: SocketAddr = "127.0.0.2:1".parse().unwrap();
     let c: SocketAddr = "127.0.0.3:1".parse().unwrap();
     let d: SocketAddr = "127.0.0.4:1".parse().unwrap();
-    let visit = |addr, outcome, id: Option<[u8; 20]>| {
-        let mut v = Visit::start(ProbeKind::DhtFindNode, "x", Some(addr));
+    let e: SocketAddr = "127.0.0.5:1".parse().unwrap();
+    let visit = |addr, probe, outcome, id: Option<[u8; 20]>| {
+        let mut v = Visit::start(probe, "x", Some(addr));
         v.outcome = outcome;
         v.remote_id = id;
         Observation::Visit(v)
@@ -76,17 +77,26 @@ fn resume_from_rows() {
             id: Some(id),
         })
     };
+    let find = ProbeKind::DhtFindNode;
     let rows = [
-        visit(a, Outcome::Timeout, None),
-        visit(a, Outcome::Ok, Some([1; 20])),
+        // a: a timeout, then two answers: a complete visit of 2 queries.
+        visit(a, find, Outcome::Timeout, None),
+        visit(a, find, Outcome::Ok, Some([1; 20])),
+        visit(a, ProbeKind::DhtSampleInfohashes, Outcome::RemoteError, None),
+        // b: sighted only; c: sighted, then silent; d: a peer, not a node.
         sighting(b, [2; 20], None),
         sighting(c, [3; 20], None),
-        visit(c, Outcome::Timeout, None),
+        visit(c, find, Outcome::Timeout, None),
         sighting(d, [4; 20], Some(InfoHash([9; 20]))),
         sighting(a, [1; 20], None),
+        // e: answered once, then the crawl stopped.
+        sighting(e, [5; 20], None),
+        visit(e, find, Outcome::Ok, Some([5; 20])),
+        visit(e, ProbeKind::DhtGetPeers, Outcome::Ok, Some([5; 20])),
     ];
-    let r = Resume::from_rows(&rows);
+    let r = Resume::from_rows(&rows, 2);
     assert_eq!(r.visited, vec![(a, NodeId([1; 20]))]);
+    assert_eq!(r.unfinished, vec![(e, NodeId([5; 20]))]);
     assert_eq!(r.frontier, vec![(b, Some(NodeId([2; 20]))), (c, Some(NodeId([3; 20])))]);
 }
 
