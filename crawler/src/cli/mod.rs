@@ -1,5 +1,6 @@
 //! The command line: global options shared by every probe, and one module per subcommand group.
 
+mod dht;
 mod info;
 
 use std::time::Duration;
@@ -53,7 +54,6 @@ impl Common {
     }
 
     /// An engine under these options, recording to `recorder`.
-    #[expect(dead_code, reason = "the probe subcommands use it; they land next")]
     fn engine(&self, recorder: Recorder) -> Engine {
         Engine::new(self.engine_config(), recorder)
     }
@@ -63,12 +63,15 @@ impl Common {
 enum Command {
     /// Show a .torrent file: name, size, pieces, info-hash, magnet link, non-canonical forms.
     Info(info::InfoArgs),
+    /// Mainline DHT: KRPC probes, a crawl, a loopback simulator and its benchmark.
+    Dht(dht::DhtArgs),
 }
 
 /// Run the chosen subcommand.
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Info(a) => info::run(a),
+        Command::Dht(a) => dht::run(a, &args.common).await,
     }
 }
 

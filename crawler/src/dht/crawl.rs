@@ -69,7 +69,7 @@ use tokio::time::Instant;
 
 use super::socket::{KrpcReply, KrpcSocket, Request};
 use super::space::{SplitMix64, bucket_target, cmp_distance, distance_fraction, prefix_len};
-use crate::engine::{Engine, ProbeError};
+use crate::engine::{Engine, ProbeError, Recorder};
 use crate::infohash::InfoHash;
 use crate::krpc::NodeId;
 use crate::observe::{Observation, Outcome, ProbeKind, Sighting, SourceKind, now_micros};
@@ -794,8 +794,9 @@ fn routable(addr: SocketAddr) -> bool {
         }
 }
 
-/// Records a reply's `nodes` and `nodes6` as sightings and returns them.
-async fn record_nodes(cx: &Context, reply: &KrpcReply) -> Vec<(NodeId, SocketAddr)> {
+/// Records the `nodes` and `nodes6` of `reply` as DHT sightings (the neighbour graph: source is the
+/// node that answered, no info-hash) and returns them.
+pub async fn record_nodes(recorder: &Recorder, reply: &KrpcReply) -> Vec<(NodeId, SocketAddr)> {
     let r = &reply.response;
     let v4 = r.nodes.iter().flatten().map(|(id, a)| (*id, SocketAddr::V4(*a)));
     let v6 = r.nodes6.iter().flatten().map(|(id, a)| (*id, SocketAddr::V6(*a)));
@@ -815,10 +816,42 @@ async fn record_nodes(cx: &Context, reply: &KrpcReply) -> Vec<(NodeId, SocketAdd
             addr: *addr,
             id: Some(id.0),
         };
-        cx.engine.recorder().record(Observation::Sighting(row)).await;
+        recorder.record(Observation::Sighting(row)).await;
     }
-    cx.sightings.fetch_add(nodes.len() as u64, Ordering::Relaxed);
     nodes
+}
+
+/// Records the `values` of a `get_peers` reply as peers of `info_hash` seen by the DHT node that
+/// answered, and returns them.
+pub async fn record_peers(recorder: &Recorder, reply: &KrpcReply, info_hash: InfoHash) -> Vec<SocketAddr> {
+    let values = reply.response.values.clone().unwrap_or_default();
+    if values.is_empty() {
+        return values;
+    }
+    let at = now_micros();
+    let source = reply.from.to_string();
+    for peer in &values {
+        let row = Sighting {
+            at,
+            source_kind: SourceKind::Dht,
+            source: source.clone(),
+            source_id: Some(reply.response.id.0),
+            info_hash: Some(info_hash),
+            addr: *peer,
+            id: None,
+        };
+        recorder.record(Observation::Sighting(row)).await;
+    }
+    values
+}
+
+impl Context {
+    /// [`record_nodes`], counted.
+    async fn record_nodes(&self, reply: &KrpcReply) -> Vec<(NodeId, SocketAddr)> {
+        let nodes = record_nodes(self.engine.recorder(), reply).await;
+        self.sightings.fetch_add(nodes.len() as u64, Ordering::Relaxed);
+        nodes
+    }
 }
 
 /// One node's visit, then [`Event::Done`].
@@ -847,7 +880,7 @@ async fn visit_node(cx: &Context, addr: SocketAddr, advertised: Option<NodeId>, 
         }
     };
     let id = reply.response.id;
-    let first = record_nodes(cx, &reply).await;
+    let first = cx.record_nodes(&reply).await;
     let answered = Event::Answered {
         addr,
         id,
@@ -874,7 +907,7 @@ async fn visit_node(cx: &Context, addr: SocketAddr, advertised: Option<NodeId>, 
     if cx.sample {
         let request = Request::SampleInfohashes { target: rng.node_id() };
         if let Some(Ok(reply)) = cx.ask(addr, &request).await {
-            let nodes = record_nodes(cx, &reply).await;
+            let nodes = cx.record_nodes(&reply).await;
             let _ = cx.events.send(Event::Nodes(nodes)).await;
             if let Some(samples) = reply.response.samples {
                 let _ = cx.events.send(Event::Samples(samples)).await;
@@ -886,7 +919,7 @@ async fn visit_node(cx: &Context, addr: SocketAddr, advertised: Option<NodeId>, 
 /// One `find_node` into a node's table; its `nodes` go to the coordinator and are returned.
 async fn probe(cx: &Context, addr: SocketAddr, target: NodeId) -> Option<Vec<(NodeId, SocketAddr)>> {
     let reply = cx.ask(addr, &Request::FindNode { target }).await?.ok()?;
-    let nodes = record_nodes(cx, &reply).await;
+    let nodes = cx.record_nodes(&reply).await;
     let _ = cx.events.send(Event::Nodes(nodes.clone())).await;
     Some(nodes)
 }
@@ -966,31 +999,14 @@ async fn lookup(cx: &Context, info_hash: InfoHash, known: Vec<(NodeId, SocketAdd
         while let Some(done) = round.join_next().await {
             let Ok((id, Ok(reply))) = done else { continue };
             answered.insert(key(&id));
-            for (nid, naddr) in record_nodes(cx, &reply).await {
+            for (nid, naddr) in cx.record_nodes(&reply).await {
                 if routable(naddr) {
                     candidates.entry(key(&nid)).or_insert((nid, naddr));
                 }
             }
-            let values = reply.response.values.unwrap_or_default();
-            if values.is_empty() {
-                continue;
-            }
-            let at = now_micros();
-            let source = reply.from.to_string();
-            for peer in values {
-                peers.insert(peer);
-                let row = Sighting {
-                    at,
-                    source_kind: SourceKind::Dht,
-                    source: source.clone(),
-                    source_id: Some(reply.response.id.0),
-                    info_hash: Some(info_hash),
-                    addr: peer,
-                    id: None,
-                };
-                cx.engine.recorder().record(Observation::Sighting(row)).await;
-                cx.sightings.fetch_add(1, Ordering::Relaxed);
-            }
+            let values = record_peers(cx.engine.recorder(), &reply, info_hash).await;
+            cx.sightings.fetch_add(values.len() as u64, Ordering::Relaxed);
+            peers.extend(values);
         }
     }
     peers
