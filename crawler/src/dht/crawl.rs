@@ -20,7 +20,8 @@
 //! Every node is in the deep buckets of the nodes nearest to it, so visiting every node this way
 //! finds every node that anybody's table holds. Nodes sharing an IP address with
 //! [`CrawlConfig::full_visits_per_ip`] others already visited get the first query only: per-IP
-//! politeness would otherwise queue one IP's many ports (a Sybil signature) for minutes. With
+//! politeness would otherwise queue one IP's many ports (a Sybil signature) for minutes. Our own
+//! socket addresses, which clients that ignore `ro=1` put in their tables, are never queried. With
 //! [`CrawlConfig::sample_infohashes`], each responsive node also gets one BEP 51 query.
 //!
 //! The crawl ends when no node is left to query ([`StopReason::Exhausted`]), or at
@@ -486,7 +487,8 @@ impl Crawl {
             sightings: AtomicU64::new(0),
             stop: stop_rx,
         });
-        let families: Vec<bool> = self.socket.local_addrs().iter().map(SocketAddr::is_ipv4).collect();
+        let locals = self.socket.local_addrs();
+        let families: Vec<bool> = locals.iter().map(SocketAddr::is_ipv4).collect();
         let mut state = State {
             nodes: HashMap::new(),
             per_ip: HashMap::new(),
@@ -499,6 +501,7 @@ impl Crawl {
             max_nodes: self.config.max_nodes,
             full_visits_per_ip: self.config.full_visits_per_ip,
             families,
+            locals,
             progress: self.progress.clone(),
         };
         let resume = &self.config.resume;
@@ -662,6 +665,8 @@ struct State {
     full_visits_per_ip: usize,
     /// Address families we have a local socket for (true = IPv4).
     families: Vec<bool>,
+    /// Our own sockets' addresses: clients that ignore `ro=1` list us too.
+    locals: Vec<SocketAddr>,
     progress: Arc<CrawlProgress>,
 }
 
@@ -670,7 +675,9 @@ impl State {
         match ev {
             Event::Nodes(nodes) => {
                 for (id, addr) in nodes {
-                    self.sighted(addr, Some(id), true, cx, rng);
+                    if !is_ours(&self.locals, addr) {
+                        self.sighted(addr, Some(id), true, cx, rng);
+                    }
                 }
             }
             other => self.handle_late(other),
@@ -711,7 +718,9 @@ impl State {
             Event::Samples(hashes) => self.samples.extend(hashes),
             Event::Nodes(nodes) => {
                 for (id, addr) in nodes {
-                    self.note(addr, Some(id), true);
+                    if !is_ours(&self.locals, addr) {
+                        self.note(addr, Some(id), true);
+                    }
                 }
             }
             Event::Done { addr, finished } => {
@@ -783,6 +792,14 @@ impl State {
         self.tasks
             .spawn(visit(cx.clone(), addr, advertised, full, rng.next_u64()));
     }
+}
+
+/// Whether `addr` is one of our sockets (a wildcard bind is taken to be us on every loopback
+/// address: replies to loopback queries leave from there).
+fn is_ours(locals: &[SocketAddr], addr: SocketAddr) -> bool {
+    locals.iter().any(|l| {
+        l.port() == addr.port() && (l.ip() == addr.ip() || (l.ip().is_unspecified() && addr.ip().is_loopback()))
+    })
 }
 
 /// Addresses a crawl never queries: port 0, unspecified, multicast and broadcast addresses.
@@ -999,8 +1016,9 @@ async fn lookup(cx: &Context, info_hash: InfoHash, known: Vec<(NodeId, SocketAdd
         while let Some(done) = round.join_next().await {
             let Ok((id, Ok(reply))) = done else { continue };
             answered.insert(key(&id));
+            let locals = cx.socket.local_addrs();
             for (nid, naddr) in cx.record_nodes(&reply).await {
-                if routable(naddr) {
+                if routable(naddr) && !is_ours(&locals, naddr) {
                     candidates.entry(key(&nid)).or_insert((nid, naddr));
                 }
             }

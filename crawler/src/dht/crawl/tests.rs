@@ -33,6 +33,18 @@ fn probe_depths_cover_the_reply_edge_and_one_shallow_bucket() {
 }
 
 #[test]
+fn our_own_sockets_are_recognised() {
+    let wildcard: SocketAddr = "0.0.0.0:4000".parse().unwrap();
+    let bound: SocketAddr = "127.0.8.1:5000".parse().unwrap();
+    let locals = [wildcard, bound];
+    assert!(is_ours(&locals, "127.0.0.1:4000".parse().unwrap()));
+    assert!(is_ours(&locals, "127.0.8.1:5000".parse().unwrap()));
+    assert!(!is_ours(&locals, "127.0.8.2:5000".parse().unwrap()));
+    assert!(!is_ours(&locals, "192.0.2.1:4000".parse().unwrap()));
+    assert!(!is_ours(&locals, "127.0.0.1:4001".parse().unwrap()));
+}
+
+#[test]
 fn size_estimate_from_kth_neighbour_distances() {
     assert_eq!(size_estimate(&mut []), None);
     // With N ids, the median 8th-neighbour distance is about (8 - 1/3) / (N - 1).
