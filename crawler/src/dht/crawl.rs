@@ -194,7 +194,8 @@ impl Resume {
                 .into_iter()
                 .filter(|(a, _)| !answered.get(a).is_some_and(|(id, _)| id.is_some())),
         );
-        resume.frontier.sort();
+        // One entry per address, keeping an advertised id where there is one.
+        resume.frontier.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         resume.frontier.dedup_by_key(|(a, _)| *a);
         resume
     }

@@ -216,7 +216,7 @@ impl SimStats {
     pub fn announces(&self) -> u64 {
         self.announces.load(Ordering::Relaxed)
     }
-    /// Queries answered with a KRPC error (bad token, undecodable).
+    /// Queries refused with a KRPC error (bad token), and datagrams that are not KRPC (dropped).
     pub fn rejected(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed)
     }
