@@ -14,6 +14,9 @@
 //! - [`peerwire`]: the peer wire protocol (BEP 3): handshake, length-prefixed messages with a
 //!   streaming decoder, the BEP 10 extension handshake and BEP 9 `ut_metadata`.
 //! - [`tracker`]: tracker protocols, HTTP (BEP 3, 23, 48) and UDP (BEP 15): requests, replies, timers.
+//! - [`dht`]: the Mainline DHT: a KRPC socket driver, a crawl of the whole id space (neighbour graph,
+//!   responsive and silent nodes, id/address mismatches, size estimate), and a loopback DHT simulator
+//!   with planted Sybils, poisoners and silent nodes.
 //! - [`observe`]: the rows every probe records (visits, sightings, peer states, piece checks).
 //! - [`campaign`]: campaign files (targets, probes with schedules, analyses, exports).
 //! - [`engine`]: bounded concurrency, per-IP politeness, timeouts, retries with backoff, one
@@ -31,6 +34,7 @@
 pub mod analysis;
 pub mod bencode;
 pub mod campaign;
+pub mod dht;
 pub mod engine;
 pub mod infohash;
 pub mod krpc;

@@ -2,6 +2,7 @@
 
 mod export;
 mod announce;
+mod dht;
 mod info;
 mod metadata;
 mod peer;
@@ -140,6 +141,8 @@ enum Command {
     /// pieces from each peer not checked yet. With --magnet the metadata is fetched from a peer
     /// first. Prints a summary per round: arrivals (+), departures (-) and each peer's state.
     Swarm(swarm::SwarmArgs),
+    /// Mainline DHT: KRPC probes, a crawl, a loopback simulator and its benchmark.
+    Dht(dht::DhtArgs),
 }
 
 /// Run the chosen subcommand.
@@ -154,6 +157,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         Command::Metadata(a) => metadata::run(a, engine()).await,
         Command::Piece(a) => piece::run(a, engine()).await,
         Command::Swarm(a) => swarm::run(a, engine()).await,
+        Command::Dht(a) => dht::run(a, &args.common).await,
     }
 }
 
