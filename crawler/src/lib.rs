@@ -14,6 +14,8 @@
 //! - [`peerwire`]: the peer wire protocol (BEP 3): handshake, length-prefixed messages with a
 //!   streaming decoder, the BEP 10 extension handshake and BEP 9 `ut_metadata`.
 //! - [`tracker`]: tracker protocols, HTTP (BEP 3, 23, 48) and UDP (BEP 15): requests, replies, timers.
+//! - [`gnutella`]: Gnutella 0.6: the handshake with the crawler extension (`Crawler:` answered by
+//!   `Peers:` and `Leaves:`) and the descriptors, with incremental decoders for both.
 //! - [`observe`]: the rows every probe records (visits, sightings, peer states, piece checks).
 //! - [`campaign`]: campaign files (targets, probes with schedules, analyses, exports).
 //! - [`engine`]: bounded concurrency, per-IP politeness, timeouts, retries with backoff, one
@@ -23,6 +25,7 @@
 pub mod bencode;
 pub mod campaign;
 pub mod engine;
+pub mod gnutella;
 pub mod infohash;
 pub mod krpc;
 pub mod magnet;
