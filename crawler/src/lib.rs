@@ -17,6 +17,8 @@
 //! - [`dht`]: the Mainline DHT: a KRPC socket driver, a crawl of the whole id space (neighbour graph,
 //!   responsive and silent nodes, id/address mismatches, size estimate), and a loopback DHT simulator
 //!   with planted Sybils, poisoners and silent nodes.
+//! - [`gnutella`]: Gnutella 0.6: the handshake with the crawler extension (`Crawler:` answered by
+//!   `Peers:` and `Leaves:`) and the descriptors, with incremental decoders for both.
 //! - [`observe`]: the rows every probe records (visits, sightings, peer states, piece checks).
 //! - [`campaign`]: campaign files (targets, probes with schedules, analyses, exports).
 //! - [`engine`]: bounded concurrency, per-IP politeness, timeouts, retries with backoff, one
@@ -36,6 +38,7 @@ pub mod bencode;
 pub mod campaign;
 pub mod dht;
 pub mod engine;
+pub mod gnutella;
 pub mod infohash;
 pub mod krpc;
 pub mod magnet;
