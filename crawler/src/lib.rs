@@ -45,7 +45,7 @@ pub mod magnet;
 pub mod metainfo;
 pub mod observe;
 pub mod peerwire;
-pub mod store;
 pub mod probe;
+pub mod store;
 pub mod swarm;
 pub mod tracker;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
-use onionlab_crawler::dht::crawl::{Crawl, CrawlConfig, CrawlOutcome, NodeState, record_nodes, record_peers};
+use onionlab_crawler::dht::crawl::{Crawl, CrawlConfig, CrawlOutcome, NodeState, Resume, record_nodes, record_peers};
 use onionlab_crawler::dht::sim::{
     MAX_FAKE_PEERS, PoisonConfig, Role, SimConfig, SimNetwork, SybilConfig, SybilPlacement,
 };
@@ -18,6 +18,10 @@ use onionlab_crawler::infohash::InfoHash;
 use onionlab_crawler::krpc::NodeId;
 use tokio::time::Instant;
 
+use onionlab_crawler::observe::Observation;
+use onionlab_crawler::store::Recording;
+
+use super::progress::Progress;
 use super::{Common, parse_duration};
 
 /// Arguments of `dht`.
@@ -237,20 +241,41 @@ struct BenchArgs {
     flood_concurrency: usize,
 }
 
-/// Run `dht ...`.
-pub(crate) async fn run(args: DhtArgs, common: &Common) -> anyhow::Result<()> {
+impl DhtArgs {
+    /// The crawl kind recorded under --db (the simulator and the bench record nothing).
+    pub(crate) fn recorded_kind(&self) -> Option<&'static str> {
+        match self.command {
+            DhtCommand::Ping(_) => Some("dht_ping"),
+            DhtCommand::FindNode { .. } => Some("dht_find_node"),
+            DhtCommand::GetPeers { .. } => Some("dht_get_peers"),
+            DhtCommand::Sample { .. } => Some("dht_sample"),
+            DhtCommand::Crawl(_) => Some("dht_crawl"),
+            DhtCommand::Sim(_) | DhtCommand::Bench(_) => None,
+        }
+    }
+}
+
+/// Run `dht ...`: probes and crawls through `engine`; a crawl resumed from `recording` first
+/// reads back what it recorded.
+pub(crate) async fn run(
+    args: DhtArgs,
+    common: &Common,
+    engine: Engine,
+    recording: Option<&Recording>,
+) -> anyhow::Result<()> {
+    let probe = |p, request| probe(common, engine.clone(), p, request);
     match args.command {
-        DhtCommand::Ping(p) => probe(common, &p, Request::Ping).await,
+        DhtCommand::Ping(p) => probe(&p, Request::Ping).await,
         DhtCommand::FindNode { probe: p, target } => {
             let target = target.map_or_else(|| SplitMix64::from_entropy().node_id(), |t| NodeId(t.0));
-            probe(common, &p, Request::FindNode { target }).await
+            probe(&p, Request::FindNode { target }).await
         }
-        DhtCommand::GetPeers { probe: p, info_hash } => probe(common, &p, Request::GetPeers { info_hash }).await,
+        DhtCommand::GetPeers { probe: p, info_hash } => probe(&p, Request::GetPeers { info_hash }).await,
         DhtCommand::Sample { probe: p, target } => {
             let target = target.map_or_else(|| SplitMix64::from_entropy().node_id(), |t| NodeId(t.0));
-            probe(common, &p, Request::SampleInfohashes { target }).await
+            probe(&p, Request::SampleInfohashes { target }).await
         }
-        DhtCommand::Crawl(a) => crawl(common, a).await,
+        DhtCommand::Crawl(a) => crawl(common, engine.clone(), recording, a).await,
         DhtCommand::Sim(a) => sim(a).await,
         DhtCommand::Bench(a) => bench(common, a).await,
     }
@@ -264,10 +289,9 @@ fn hex(id: &NodeId) -> String {
     InfoHash(id.0).to_hex()
 }
 
-async fn probe(common: &Common, args: &ProbeArgs, request: Request) -> anyhow::Result<()> {
+async fn probe(common: &Common, engine: Engine, args: &ProbeArgs, request: Request) -> anyhow::Result<()> {
     let socket = args.socket.socket(common).await?;
-    let recorder = Recorder::discard();
-    let engine = common.engine(recorder.clone());
+    let recorder = engine.recorder().clone();
     let started = Instant::now();
     let reply = socket
         .probe(&engine, args.addr, &request)
@@ -326,10 +350,9 @@ fn describe(reply: &KrpcReply, rtt: Duration) -> String {
     out
 }
 
-async fn crawl(common: &Common, args: CrawlArgs) -> anyhow::Result<()> {
+async fn crawl(common: &Common, engine: Engine, recording: Option<&Recording>, args: CrawlArgs) -> anyhow::Result<()> {
     let socket = args.socket.socket(common).await?;
-    let engine = common.engine(Recorder::discard());
-    let config = CrawlConfig {
+    let mut config = CrawlConfig {
         bootstrap: args.bootstrap,
         max_duration: args.max_duration,
         max_nodes: args.max_nodes,
@@ -338,24 +361,31 @@ async fn crawl(common: &Common, args: CrawlArgs) -> anyhow::Result<()> {
         info_hashes: args.info_hashes,
         ..CrawlConfig::default()
     };
-    let crawl = Crawl::new(socket, engine, config);
+    if let Some(recording) = recording.filter(|_| common.resume.is_some()) {
+        let (store, id) = (recording.store(), recording.crawl().id);
+        let rows: Vec<Observation> = (store.visits(id)?.into_iter().map(Observation::Visit))
+            .chain(store.sightings(id)?.into_iter().map(Observation::Sighting))
+            .collect();
+        config.resume = Resume::from_rows(&rows, config.queries_per_visit());
+        eprintln!(
+            "resuming crawl {id}: {} nodes visited, {} to finish, {} in the frontier",
+            config.resume.visited.len(),
+            config.resume.unfinished.len(),
+            config.resume.frontier.len()
+        );
+    }
+    let crawl = Crawl::new(socket, engine.clone(), config);
     let progress = crawl.progress();
-    let ticker = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            eprintln!(
-                "crawl: {} known, {} queried, {} responsive, {} silent",
-                progress.known(),
-                progress.queued(),
-                progress.responsive(),
-                progress.unresponsive()
-            );
-        }
+    let bar = Progress::start("dht crawl", engine.stats().clone(), move || {
+        format!(
+            "{} nodes known, {} responsive, {} silent",
+            progress.known(),
+            progress.responsive(),
+            progress.unresponsive()
+        )
     });
     let out = crawl.run().await;
-    ticker.abort();
+    bar.finish();
     println!("{}", out.report);
     if args.list {
         print!("{}", list(&out));

@@ -1,12 +1,13 @@
 //! The command line: global options shared by every probe, and one module per subcommand group.
 
-mod export;
 mod announce;
 mod dht;
+mod export;
 mod info;
 mod metadata;
 mod peer;
 mod piece;
+mod progress;
 mod scrape;
 mod swarm;
 mod torrent;
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use onionlab_crawler::engine::{Engine, EngineConfig, Recorder};
-use onionlab_crawler::store::{CrawlId, Recording, Store};
+use onionlab_crawler::store::{CrawlEnd, CrawlId, Recording, Store};
 
 /// onionlab-crawl: measure BitTorrent trackers, peers and the Mainline DHT, byte for byte.
 ///
@@ -77,10 +78,6 @@ impl Common {
 
     /// Where a crawl of `kind` (configured by `config`) records: a new or resumed crawl of --db,
     /// whose [`Recording::finish`] the caller awaits at the end; or nowhere without --db.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the probe subcommands use it; they land next")
-    )]
     fn recorder(&self, kind: &str, config: &str) -> anyhow::Result<(Recorder, Option<Recording>)> {
         let Some(db) = &self.db else {
             return Ok((Recorder::discard(), None));
@@ -145,20 +142,63 @@ enum Command {
     Dht(dht::DhtArgs),
 }
 
-/// Run the chosen subcommand.
-pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    let engine = || args.common.engine(Recorder::discard());
-    match args.command {
-        Command::Info(a) => info::run(a),
-        Command::Export(a) => export::run(a),
-        Command::Announce(a) => announce::run(a, engine()).await,
-        Command::Scrape(a) => scrape::run(a, engine()).await,
-        Command::Peer(a) => peer::run(a, engine()).await,
-        Command::Metadata(a) => metadata::run(a, engine()).await,
-        Command::Piece(a) => piece::run(a, engine()).await,
-        Command::Swarm(a) => swarm::run(a, engine()).await,
-        Command::Dht(a) => dht::run(a, &args.common).await,
+impl Command {
+    /// The crawl kind this command records under --db; `None` for commands that record nothing.
+    fn recorded_kind(&self) -> Option<&'static str> {
+        match self {
+            Command::Info(_) | Command::Export(_) => None,
+            Command::Announce(_) => Some("announce"),
+            Command::Scrape(_) => Some("scrape"),
+            Command::Peer(_) => Some("peer"),
+            Command::Metadata(_) => Some("metadata"),
+            Command::Piece(_) => Some("piece"),
+            Command::Swarm(_) => Some("swarm"),
+            Command::Dht(a) => a.recorded_kind(),
+        }
     }
+}
+
+/// Run the chosen subcommand. With --db, its observations go to a crawl in the store, marked
+/// finished at the end, or interrupted (and resumable with --resume) on Ctrl-C.
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    let Args { common, command } = args;
+    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    let (recorder, recording) = match command.recorded_kind() {
+        Some(kind) => common.recorder(kind, &command_line)?,
+        None => (Recorder::discard(), None),
+    };
+    let engine = || common.engine(recorder.clone());
+    let work = async {
+        match command {
+            Command::Info(a) => info::run(a),
+            Command::Export(a) => export::run(a),
+            Command::Announce(a) => announce::run(a, engine()).await,
+            Command::Scrape(a) => scrape::run(a, engine()).await,
+            Command::Peer(a) => peer::run(a, engine()).await,
+            Command::Metadata(a) => metadata::run(a, engine()).await,
+            Command::Piece(a) => piece::run(a, engine()).await,
+            Command::Swarm(a) => swarm::run(a, engine()).await,
+            Command::Dht(a) => dht::run(a, &common, engine(), recording.as_ref()).await,
+        }
+    };
+    let (result, end) = tokio::select! {
+        r = work => (r, CrawlEnd::Finished),
+        _ = tokio::signal::ctrl_c() => (Err(anyhow::anyhow!("interrupted (Ctrl-C)")), CrawlEnd::Interrupted),
+    };
+    if let Some(recording) = recording {
+        let id = recording.crawl().id;
+        let counts = recording.finish(end).await?;
+        let db = common
+            .db
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        eprintln!("recorded {} rows as crawl {id} in {db}", counts.total());
+        if end == CrawlEnd::Interrupted {
+            eprintln!("continue it with: --db {db} --resume {id}");
+        }
+    }
+    result
 }
 
 /// `tracing` to stderr: warnings, plus the crawler's own info lines; `-v` debug, `-vv` trace.

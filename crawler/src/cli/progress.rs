@@ -16,11 +16,7 @@ pub(crate) struct Progress {
 
 impl Progress {
     /// Show `label` and the totals of `stats`, plus whatever `extra` says (e.g. nodes found).
-    pub(crate) fn start(
-        label: &str,
-        stats: Arc<EngineStats>,
-        extra: impl Fn() -> String + Send + 'static,
-    ) -> Progress {
+    pub(crate) fn start(label: &str, stats: Arc<EngineStats>, extra: impl Fn() -> String + Send + 'static) -> Progress {
         let bar = ProgressBar::new_spinner();
         if let Ok(style) = ProgressStyle::with_template("{spinner} {prefix} [{elapsed_precise}] {msg}") {
             bar.set_style(style);
