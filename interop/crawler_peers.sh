@@ -3,7 +3,7 @@
 #
 # In a private network namespace that has only `lo`: opentracker (HTTP and UDP on one port, the
 # torrent whitelisted), an aria2 seeder, an aria2 leecher and a libtorrent leecher, each on its
-# own 127.0.x.1 address. Once both leechers have the whole payload, the release `onionlab-crawl`
+# own 127.0.x.1 address. Once both leechers have the whole payload, the `onionlab-crawl`
 # binary must:
 #   - scrape the same counts over HTTP and over UDP, the counts the swarm really has;
 #   - announce over HTTP and UDP and get the same counts and the three peers back;
@@ -16,7 +16,7 @@
 #
 # Needs root (ip netns), aria2c, opentracker, mktorrent, Debian's python3-libtorrent.
 # Environment:
-#   ONIONLAB_CRAWL     the onionlab-crawl binary (default: build it with cargo --release)
+#   ONIONLAB_CRAWL     the onionlab-crawl binary (default: build it with cargo)
 #   CARGO_TARGET_DIR   where cargo builds when ONIONLAB_CRAWL is unset (default: target/)
 #   INTEROP_KEEP=1     keep the work directory even when every check passes
 set -euo pipefail
@@ -121,17 +121,22 @@ listening() { # PROTO(t|u) IP:PORT
 # The crawler, inside the namespace, bounded even if it hung.
 crawl() { timeout 180 ip netns exec "$NS" "$BIN" --timeout 20s "$@"; }
 
-for tool in aria2c opentracker mktorrent ip ss; do
-  command -v "$tool" >/dev/null || { echo "FAIL setup: $tool is not installed"; exit 1; }
-done
-/usr/bin/python3 -c 'import libtorrent' 2>/dev/null || { echo "FAIL setup: python3-libtorrent is not installed"; exit 1; }
+need=()
+for tool in aria2c opentracker mktorrent ip ss; do command -v "$tool" >/dev/null || need+=("$tool"); done
+/usr/bin/python3 -c 'import libtorrent' 2>/dev/null || need+=(python3-libtorrent)
+if ((${#need[@]})); then
+  log "installing: ${need[*]}"
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+    aria2 opentracker mktorrent python3-libtorrent iproute2
+fi
 
 if [[ -n ${ONIONLAB_CRAWL:-} ]]; then
   BIN=$ONIONLAB_CRAWL
 else
-  log "building onionlab-crawl (release)"
-  (cd "$ROOT" && cargo build --release -q -p onionlab-crawler --bin onionlab-crawl)
-  BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/onionlab-crawl
+  log "building onionlab-crawl"
+  (cd "$ROOT" && cargo build -q -p onionlab-crawler --bin onionlab-crawl)
+  BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/onionlab-crawl
 fi
 [[ -x $BIN ]] || { echo "FAIL setup: $BIN is not executable"; exit 1; }
 log "crawler: $BIN"
