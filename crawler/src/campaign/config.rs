@@ -39,6 +39,7 @@ use thiserror::Error;
 use crate::engine::{Cidr, DenyList, EngineConfig};
 use crate::infohash::InfoHash;
 use crate::magnet::Magnet;
+use crate::swarm::SwarmTarget;
 
 /// Largest campaign file read.
 pub const MAX_CAMPAIGN_LEN: u64 = 1024 * 1024;
@@ -294,17 +295,6 @@ pub enum CampaignError {
     },
 }
 
-/// A swarm to measure, from a torrent file, a magnet link or a bare info-hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SwarmTarget {
-    /// The info-hash.
-    pub info_hash: InfoHash,
-    /// The .torrent file, when one was given (pieces can then be verified without ut_metadata).
-    pub torrent: Option<PathBuf>,
-    /// Announce URLs for this swarm.
-    pub trackers: Vec<String>,
-}
-
 impl Campaign {
     /// Parse campaign text; `origin` names it in errors.
     pub fn parse(yaml: &str, origin: &str) -> Result<Campaign, CampaignError> {
@@ -414,23 +404,9 @@ impl Campaign {
     }
 
     /// Every swarm named by the targets, with its trackers (the torrent's, the magnet's and the
-    /// campaign-wide ones), deduplicated by info-hash. Reads the torrent files.
+    /// campaign-wide ones) and known peers, merged by info-hash. Reads the torrent files.
     pub fn swarms(&self) -> Result<Vec<SwarmTarget>, CampaignError> {
-        let mut out: Vec<SwarmTarget> = Vec::new();
-        let mut add = |info_hash: InfoHash, torrent: Option<PathBuf>, mut trackers: Vec<String>| {
-            trackers.extend(self.targets.trackers.iter().cloned());
-            match out.iter_mut().find(|s| s.info_hash == info_hash) {
-                Some(s) => {
-                    s.trackers.extend(trackers);
-                    s.torrent = s.torrent.take().or(torrent);
-                }
-                None => out.push(SwarmTarget {
-                    info_hash,
-                    torrent,
-                    trackers,
-                }),
-            }
-        };
+        let mut found = Vec::new();
         for path in &self.targets.torrents {
             let shown = path.display().to_string();
             let bytes = std::fs::read(path).map_err(|source| CampaignError::Read {
@@ -441,23 +417,44 @@ impl Campaign {
                 path: shown.clone(),
                 message: e.to_string(),
             })?;
-            let mut trackers: Vec<String> = m.announce.iter().cloned().collect();
-            trackers.extend(m.announce_list.iter().flatten().cloned());
-            add(m.info_hash, Some(path.clone()), trackers);
+            found.push(SwarmTarget::from_metainfo(&m));
         }
-        for text in &self.targets.magnets {
-            if let Ok(m) = Magnet::parse(text) {
-                add(m.info_hash, None, m.trackers);
-            }
-        }
-        for text in &self.targets.info_hashes {
-            if let Ok(h) = InfoHash::parse(text) {
-                add(h, None, Vec::new());
+        found.extend(
+            self.targets
+                .magnets
+                .iter()
+                .filter_map(|t| Magnet::parse(t).ok())
+                .map(|m| SwarmTarget::from_magnet(&m)),
+        );
+        found.extend(
+            self.targets
+                .info_hashes
+                .iter()
+                .filter_map(|t| InfoHash::parse(t).ok())
+                .map(|info_hash| SwarmTarget {
+                    info_hash,
+                    info: None,
+                    trackers: Vec::new(),
+                    peers: Vec::new(),
+                }),
+        );
+        let mut out: Vec<SwarmTarget> = Vec::new();
+        for mut swarm in found {
+            swarm.trackers.extend(self.targets.trackers.iter().cloned());
+            match out.iter_mut().find(|s| s.info_hash == swarm.info_hash) {
+                Some(s) => {
+                    s.trackers.append(&mut swarm.trackers);
+                    s.peers.append(&mut swarm.peers);
+                    s.info = s.info.take().or(swarm.info);
+                }
+                None => out.push(swarm),
             }
         }
         for s in &mut out {
             let mut seen = std::collections::HashSet::new();
             s.trackers.retain(|t| seen.insert(t.clone()));
+            let mut seen = std::collections::HashSet::new();
+            s.peers.retain(|p| seen.insert(*p));
         }
         Ok(out)
     }

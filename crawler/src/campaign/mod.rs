@@ -4,5 +4,5 @@
 pub mod config;
 mod duration;
 
-pub use config::{Campaign, CampaignError, ProbeSpec, SwarmTarget};
+pub use config::{Campaign, CampaignError, ProbeSpec};
 pub use duration::parse_duration;

@@ -174,6 +174,7 @@ fn load_makes_paths_relative_to_the_file_and_reads_torrents() {
     let swarms = c.swarms().unwrap();
     assert_eq!(swarms.len(), 1);
     assert_eq!(swarms[0].info_hash.to_hex(), "e1cfed94e5eee342e41da5e7ef5f6650fb6957ce");
+    assert_eq!(swarms[0].info.as_ref().map(|i| i.pieces.len()), Some(2));
     assert_eq!(
         swarms[0].trackers,
         ["http://127.0.0.1:6969/announce", "udp://127.0.0.1:6969"]
