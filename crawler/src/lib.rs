@@ -6,6 +6,7 @@
 //!
 //! - [`bencode`]: a lenient, bounded decoder that records every non-canonical form it accepts
 //!   (with byte offsets) and keeps raw byte spans; a canonical encoder.
+//! - [`compact`]: compact peer addresses (6 or 18 bytes), shared by trackers, KRPC and PEX.
 //! - [`infohash`]: the 20-byte v1 info-hash, in hex and base32.
 //! - [`metainfo`]: `.torrent` v1 files (single- and multi-file), info-hash over the raw `info` bytes.
 //! - [`magnet`]: magnet links (BEP 9): parse and format.
@@ -36,6 +37,7 @@
 pub mod analysis;
 pub mod bencode;
 pub mod campaign;
+pub mod compact;
 pub mod dht;
 pub mod engine;
 pub mod gnutella;

@@ -1,9 +1,10 @@
 //! The KRPC decoder (bencode tree to [`Message`]) and the canonical encoder.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use super::{Body, DecodeError, Decoded, Deviation, Limits, Message, NodeId, Query, RemoteError, Response};
 use crate::bencode::{self, Node, Value};
+use crate::compact;
 use crate::infohash::InfoHash;
 
 /// Decodes one KRPC message with [`Limits::default`].
@@ -242,37 +243,18 @@ fn blob<'a>(
     Ok(Some(chunks))
 }
 
-/// A compact address: 4-byte IPv4 or 16-byte IPv6, then a big-endian port.
+/// A compact address ([`crate::compact`]), refused with a [`DecodeError`] if not 6 or 18 bytes.
 fn compact_addr(b: &[u8], field: &'static str) -> Result<SocketAddr, DecodeError> {
-    match b.len() {
-        6 => Ok(SocketAddr::new(
-            IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3])),
-            u16::from_be_bytes([b[4], b[5]]),
-        )),
-        18 => {
-            let mut ip = [0; 16];
-            ip.copy_from_slice(&b[..16]);
-            Ok(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(ip),
-                u16::from_be_bytes([b[16], b[17]]),
-                0,
-                0,
-            )))
-        }
-        len => Err(DecodeError::BadLength {
-            field,
-            len,
-            expected: "6 or 18",
-        }),
-    }
+    compact::decode_addr(b).ok_or(DecodeError::BadLength {
+        field,
+        len: b.len(),
+        expected: "6 or 18",
+    })
 }
 
 fn compact_addr_bytes(addr: &SocketAddr) -> Vec<u8> {
-    let mut out = match addr.ip() {
-        IpAddr::V4(ip) => ip.octets().to_vec(),
-        IpAddr::V6(ip) => ip.octets().to_vec(),
-    };
-    out.extend_from_slice(&addr.port().to_be_bytes());
+    let mut out = Vec::with_capacity(compact::V6_LEN);
+    compact::encode_addr_into(addr, &mut out);
     out
 }
 

@@ -12,10 +12,11 @@
 //! ignored. The encoder always writes all six keys, IPv4 peers before IPv6 ones, so a message
 //! whose lists are in that order decodes back to itself.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use super::extension::{ExtDecoded, ExtError, LIMITS, bytes};
 use crate::bencode::{self, Value};
+use crate::compact;
 
 /// Most entries accepted in one list of one message (four times BEP 11's 50, for lenient senders).
 pub const MAX_PEX_ENTRIES: usize = 200;
@@ -75,21 +76,7 @@ fn compact_list(root: &bencode::Node<'_>, field: &'static str, unit: usize) -> R
             max: MAX_PEX_ENTRIES,
         });
     }
-    Ok(raw
-        .chunks_exact(unit)
-        .map(|c| {
-            let (ip, port) = c.split_at(unit - 2);
-            let ip = match <[u8; 4]>::try_from(ip) {
-                Ok(v4) => IpAddr::V4(Ipv4Addr::from(v4)),
-                Err(_) => {
-                    let mut v6 = [0; 16];
-                    v6.copy_from_slice(ip);
-                    IpAddr::V6(Ipv6Addr::from(v6))
-                }
-            };
-            SocketAddr::new(ip, u16::from_be_bytes([port[0], port[1]]))
-        })
-        .collect())
+    Ok(raw.chunks_exact(unit).filter_map(compact::decode_addr).collect())
 }
 
 fn with_flags(root: &bencode::Node<'_>, addrs: Vec<SocketAddr>, field: &'static str) -> Result<Vec<PexPeer>, ExtError> {
@@ -107,11 +94,7 @@ fn with_flags(root: &bencode::Node<'_>, addrs: Vec<SocketAddr>, field: &'static 
 fn compact(addrs: impl Iterator<Item = SocketAddr>, v6: bool) -> Vec<u8> {
     let mut out = Vec::new();
     for a in addrs.filter(|a| a.is_ipv6() == v6) {
-        match a.ip() {
-            IpAddr::V4(ip) => out.extend_from_slice(&ip.octets()),
-            IpAddr::V6(ip) => out.extend_from_slice(&ip.octets()),
-        }
-        out.extend_from_slice(&a.port().to_be_bytes());
+        compact::encode_addr_into(&a, &mut out);
     }
     out
 }

@@ -12,12 +12,13 @@
 //! `ip` or `port` or with a `peer id` that is not 20 bytes, and scrape `files` keys that are not
 //! 20 bytes. A dictionary peer's `ip` may be a host name ([`PeerAddr::Name`]).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use thiserror::Error;
 
 use super::{Event, PeerId};
 use crate::bencode::{self, DecodeError, Deviation, Node, Value};
+use crate::compact;
 use crate::infohash::InfoHash;
 
 /// Why a URL could not be built or a reply could not be read.
@@ -298,20 +299,10 @@ fn compact_peers(node: &Node<'_>, field: &'static str, entry: usize) -> Result<V
     }
     Ok(bytes
         .chunks_exact(entry)
-        .map(|c| {
-            let (ip, port) = c.split_at(entry - 2);
-            let ip = match <[u8; 4]>::try_from(ip) {
-                Ok(v4) => IpAddr::V4(Ipv4Addr::from(v4)),
-                Err(_) => {
-                    let mut v6 = [0; 16];
-                    v6.copy_from_slice(ip);
-                    IpAddr::V6(Ipv6Addr::from(v6))
-                }
-            };
-            Peer {
-                addr: PeerAddr::Ip(SocketAddr::new(ip, u16::from_be_bytes([port[0], port[1]]))),
-                peer_id: None,
-            }
+        .filter_map(compact::decode_addr)
+        .map(|addr| Peer {
+            addr: PeerAddr::Ip(addr),
+            peer_id: None,
         })
         .collect())
 }
@@ -407,12 +398,7 @@ impl AnnounceResponse {
             let (mut v4, mut v6) = (Vec::new(), Vec::new());
             for p in &self.peers {
                 if let PeerAddr::Ip(sa) = p.addr {
-                    match sa.ip() {
-                        IpAddr::V4(ip) => v4.extend_from_slice(&ip.octets()),
-                        IpAddr::V6(ip) => v6.extend_from_slice(&ip.octets()),
-                    }
-                    let out = if sa.is_ipv4() { &mut v4 } else { &mut v6 };
-                    out.extend_from_slice(&sa.port().to_be_bytes());
+                    compact::encode_addr_into(&sa, if sa.is_ipv4() { &mut v4 } else { &mut v6 });
                 }
             }
             put("peers", Value::Bytes(v4));
