@@ -19,10 +19,11 @@
 //!   info_hashes: []               # 40 hex digits
 //!   trackers: []                  # extra announce URLs (http:// or udp://)
 //! probes:
-//!   - dht_crawl: { every: 30s, max_duration: 20s, get_peers: true }
+//!   - dht_crawl: { every: 30s, max_duration: 20s, get_peers: true }   # also: max_nodes, sample_infohashes, bind
 //!   - tracker: { every: 60s, scrape: true }
-//!   - swarm: { every: 30s, sample_pieces: 1 }
+//!   - swarm: { every: 30s, sample_pieces: 1 }     # also: pex (default true), linger (2s)
 //! analyses: [sessions, sybil, poisoning, size]
+//! sybil: { max_ids_per_ip: 2, max_ids_per_subnet: 8 }   # thresholds; 0 turns the /24 signal off
 //! export: [parquet, csv]
 //! ```
 //!
@@ -36,6 +37,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::analysis::sybil::SybilConfig;
 use crate::engine::{Cidr, DenyList, EngineConfig};
 use crate::infohash::InfoHash;
 use crate::magnet::Magnet;
@@ -69,9 +71,15 @@ pub struct Campaign {
     /// Analyses run over the store at the end.
     #[serde(default)]
     pub analyses: Vec<AnalysisKind>,
+    /// Thresholds of the Sybil analysis.
+    #[serde(default)]
+    pub sybil: SybilSection,
     /// Export formats written at the end (default: both).
     #[serde(default = "default_export")]
     pub export: Vec<ExportFormat>,
+    /// The campaign text as written (recorded with each run).
+    #[serde(skip)]
+    pub source: String,
 }
 
 fn default_export() -> Vec<ExportFormat> {
@@ -195,6 +203,10 @@ pub struct DhtCrawlSpec {
     /// Ask every node for a BEP 51 sample of the info-hashes it stores.
     #[serde(default)]
     pub sample_infohashes: bool,
+    /// Local addresses to send from, one UDP socket each (default `0.0.0.0:0`); several spread
+    /// queries over source addresses, for nodes that rate-limit per source.
+    #[serde(default)]
+    pub bind: Vec<SocketAddr>,
 }
 
 fn default_crawl_duration() -> Duration {
@@ -230,10 +242,47 @@ pub struct SwarmSpec {
     /// Use PEX to learn more peers.
     #[serde(default = "yes")]
     pub pex: bool,
+    /// How long each peer session listens after the handshake (for `have`s and PEX).
+    #[serde(default = "default_linger", deserialize_with = "super::duration::deserialize")]
+    pub linger: Duration,
+}
+
+fn default_linger() -> Duration {
+    Duration::from_secs(2)
 }
 
 fn yes() -> bool {
     true
+}
+
+/// The `sybil:` section: thresholds of the Sybil signals (defaults: [`SybilConfig::default`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SybilSection {
+    /// Flag an IP with more distinct ids than this.
+    pub max_ids_per_ip: Option<usize>,
+    /// Flag a /24 or /64 with more distinct ids than this; `0` turns the signal off (for a
+    /// loopback testbed, where hundreds of honest nodes share each /24).
+    pub max_ids_per_subnet: Option<usize>,
+    /// Flag an IP:port whose id changed more often than this.
+    pub max_id_changes_per_addr: Option<usize>,
+}
+
+impl SybilSection {
+    /// The analysis configuration: these values over the defaults.
+    pub fn to_config(&self) -> SybilConfig {
+        let d = SybilConfig::default();
+        SybilConfig {
+            max_ids_per_ip: self.max_ids_per_ip.unwrap_or(d.max_ids_per_ip),
+            max_ids_per_subnet: match self.max_ids_per_subnet {
+                Some(0) => usize::MAX,
+                Some(n) => n,
+                None => d.max_ids_per_subnet,
+            },
+            max_id_changes_per_addr: self.max_id_changes_per_addr.unwrap_or(d.max_id_changes_per_addr),
+            ..d
+        }
+    }
 }
 
 /// An analysis run at the end of the campaign.
@@ -301,10 +350,11 @@ impl Campaign {
         if yaml.len() as u64 > MAX_CAMPAIGN_LEN {
             return Err(CampaignError::TooLarge(origin.to_owned()));
         }
-        let campaign: Campaign = serde_saphyr::from_str(yaml).map_err(|e| CampaignError::Invalid {
+        let mut campaign: Campaign = serde_saphyr::from_str(yaml).map_err(|e| CampaignError::Invalid {
             path: origin.to_owned(),
             message: e.to_string(),
         })?;
+        yaml.clone_into(&mut campaign.source);
         campaign.validate(origin)?;
         Ok(campaign)
     }

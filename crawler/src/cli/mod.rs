@@ -8,6 +8,7 @@ mod metadata;
 mod peer;
 mod piece;
 mod progress;
+mod run;
 mod scrape;
 mod swarm;
 mod torrent;
@@ -55,9 +56,10 @@ pub(crate) struct Common {
     /// only print.
     #[arg(long, global = true)]
     db: Option<PathBuf>,
-    /// Continue this unfinished crawl of --db instead of starting a new one.
-    #[arg(long, global = true, requires = "db")]
-    resume: Option<CrawlId>,
+    /// Continue an unfinished crawl instead of starting a new one: `--db FILE --resume ID` for
+    /// a probe or crawl, plain `--resume` for `run` (its newest unfinished run).
+    #[arg(long, global = true, value_name = "ID", num_args = 0..=1)]
+    resume: Option<Option<CrawlId>>,
 }
 
 impl Common {
@@ -80,10 +82,15 @@ impl Common {
     /// whose [`Recording::finish`] the caller awaits at the end; or nowhere without --db.
     fn recorder(&self, kind: &str, config: &str) -> anyhow::Result<(Recorder, Option<Recording>)> {
         let Some(db) = &self.db else {
+            anyhow::ensure!(
+                self.resume.is_none(),
+                "--resume ID continues a crawl of --db FILE: give --db"
+            );
             return Ok((Recorder::discard(), None));
         };
         let (recorder, recording) = match self.resume {
-            Some(id) => {
+            Some(None) => anyhow::bail!("--resume needs the crawl id here (--db {} --resume ID)", db.display()),
+            Some(Some(id)) => {
                 let was = Store::open(db)?.crawl(id)?.kind;
                 anyhow::ensure!(
                     was == kind,
@@ -140,13 +147,26 @@ enum Command {
     Swarm(swarm::SwarmArgs),
     /// Mainline DHT: KRPC probes, a crawl, a loopback simulator and its benchmark.
     Dht(dht::DhtArgs),
+    /// Run a measurement campaign from a YAML file: probes on schedules, one store, analyses.
+    ///
+    /// The campaign names its targets (DHT bootstrap nodes, torrents, magnets, info-hashes,
+    /// trackers), its probes (dht_crawl, tracker, swarm) with their schedules, its duration, its
+    /// output folder and its analyses (sessions, sybil, poisoning, size). Every probe runs
+    /// through one engine under the campaign's `engine:` rules (politeness holds across probes).
+    /// The output folder gets crawl.sqlite (every observation), summary.txt, parquet/ and csv/.
+    /// Ctrl-C stops cleanly and writes what was measured; `run FILE --resume` continues for the
+    /// time left. --dry-run prints the schedule and the first contacts without sending anything.
+    /// The global engine options do not apply here: the campaign's `engine:` section does.
+    Run(run::RunArgs),
+    /// Print the summary (and rebuild the sessions) of a crawl in a store.
+    Summary(run::SummaryArgs),
 }
 
 impl Command {
     /// The crawl kind this command records under --db; `None` for commands that record nothing.
     fn recorded_kind(&self) -> Option<&'static str> {
         match self {
-            Command::Info(_) | Command::Export(_) => None,
+            Command::Info(_) | Command::Export(_) | Command::Summary(_) | Command::Run(_) => None,
             Command::Announce(_) => Some("announce"),
             Command::Scrape(_) => Some("scrape"),
             Command::Peer(_) => Some("peer"),
@@ -162,6 +182,13 @@ impl Command {
 /// finished at the end, or interrupted (and resumable with --resume) on Ctrl-C.
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let Args { common, command } = args;
+    if let Command::Run(a) = command {
+        anyhow::ensure!(
+            common.db.is_none(),
+            "a campaign records into its own output folder; --db is not used with run"
+        );
+        return run::run(a, common.resume.is_some()).await;
+    }
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     let (recorder, recording) = match command.recorded_kind() {
         Some(kind) => common.recorder(kind, &command_line)?,
@@ -172,6 +199,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         match command {
             Command::Info(a) => info::run(a),
             Command::Export(a) => export::run(a),
+            Command::Summary(a) => run::summary(a),
+            Command::Run(_) => unreachable!("run is handled above"),
             Command::Announce(a) => announce::run(a, engine()).await,
             Command::Scrape(a) => scrape::run(a, engine()).await,
             Command::Peer(a) => peer::run(a, engine()).await,

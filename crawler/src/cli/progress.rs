@@ -21,12 +21,39 @@ impl Progress {
         if let Ok(style) = ProgressStyle::with_template("{spinner} {prefix} [{elapsed_precise}] {msg}") {
             bar.set_style(style);
         }
+        Self::run(bar, label, stats, extra)
+    }
+
+    /// Like [`Progress::start`], with a bar filling up over `total` (a run with a set duration).
+    pub(crate) fn timed(
+        label: &str,
+        stats: Arc<EngineStats>,
+        total: Duration,
+        extra: impl Fn() -> String + Send + 'static,
+    ) -> Progress {
+        let bar = ProgressBar::new(total.as_secs().max(1));
+        if let Ok(style) =
+            ProgressStyle::with_template("{prefix} [{elapsed_precise}/{duration_precise}] {wide_bar} {msg}")
+        {
+            bar.set_style(style);
+        }
+        Self::run(bar, label, stats, extra)
+    }
+
+    fn run(
+        bar: ProgressBar,
+        label: &str,
+        stats: Arc<EngineStats>,
+        extra: impl Fn() -> String + Send + 'static,
+    ) -> Progress {
         bar.set_prefix(label.to_owned());
         let shown = bar.clone();
+        let started = tokio::time::Instant::now();
         let ticker = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(200));
             loop {
                 tick.tick().await;
+                shown.set_position(started.elapsed().as_secs());
                 let more = extra();
                 shown.set_message(format!(
                     "{} queries, {} answered, {} failed, {} in flight{}{more}",

@@ -1,4 +1,5 @@
-//! The global options: --db and --resume give a recorder backed by the store.
+//! The global options: --db and --resume give a recorder backed by the store; --resume alone
+//! is refused where a crawl id is needed.
 
 use clap::Parser;
 use onionlab_crawler::observe::{Observation, ProbeKind, Visit};
@@ -53,5 +54,10 @@ async fn db_and_resume_give_a_recorder_backed_by_the_store() {
         CrawlStatus::Finished
     );
 
-    assert!(Args::try_parse_from(["onionlab-crawl", "--resume", "1", "info", "x.torrent"]).is_err());
+    // --resume ID needs --db; a bare --resume (the campaign runner's) needs an id here.
+    let err = parse(&["--resume", "1"]).common.recorder("dht", "").unwrap_err();
+    assert!(err.to_string().contains("give --db"), "{err}");
+    let bare = Args::try_parse_from(["onionlab-crawl", "--db", db, "info", "x.torrent", "--resume"]).unwrap();
+    let err = bare.common.recorder("dht", "").unwrap_err();
+    assert!(err.to_string().contains("needs the crawl id"), "{err}");
 }

@@ -726,6 +726,34 @@ impl Store {
         )
     }
 
+    /// The newest crawl of the store, if any.
+    pub fn newest_crawl(&self) -> Result<Option<CrawlId>, StoreError> {
+        let id: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(id) FROM crawls", [], |r| r.get(0))
+            .map_err(self.sql_err())?;
+        Ok(id.map(CrawlId))
+    }
+
+    /// Append `text` (one or more whole lines) to crawl `id`'s notes.
+    pub fn append_note(&self, id: CrawlId, text: &str) -> Result<(), StoreError> {
+        self.crawl(id)?;
+        self.conn
+            .execute(
+                "UPDATE crawls SET notes = notes || ?2 WHERE id = ?1",
+                params![id.0, text],
+            )
+            .map_err(self.sql_err())?;
+        Ok(())
+    }
+
+    /// When crawl `id`'s latest visit started, if it has any.
+    pub fn last_visit_at(&self, id: CrawlId) -> Result<Option<Micros>, StoreError> {
+        self.conn
+            .query_row("SELECT MAX(at) FROM visits WHERE crawl_id = ?1", [id.0], |r| r.get(0))
+            .map_err(self.sql_err())
+    }
+
     /// How many observation rows crawl `id` holds.
     pub fn counts(&self, id: CrawlId) -> Result<RowCounts, StoreError> {
         let count = |table: &str| -> Result<u64, StoreError> {

@@ -47,6 +47,7 @@ fn the_documented_example_parses() {
             max_nodes: 1_000_000,
             get_peers: true,
             sample_infohashes: false,
+            bind: Vec::new(),
         })
     );
     assert_eq!(
@@ -183,4 +184,18 @@ fn load_makes_paths_relative_to_the_file_and_reads_torrents() {
         Campaign::load(&dir.path().join("missing.yaml")),
         Err(CampaignError::Read { .. })
     ));
+}
+
+#[test]
+fn the_shipped_campaigns_load() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            Campaign::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+    }
+    assert!(n >= 1, "no campaign in {}", dir.display());
 }
