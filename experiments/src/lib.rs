@@ -5,9 +5,12 @@
 //! - [`demo_site`]: the web site to browse through it, with checkable large files.
 //! - [`perf`]: OnionPerf-style timings of the testbed (`onionlab bench`).
 //! - [`socks_client`]: a minimal SOCKS5 client and HTTP fetcher for measurements and tests.
+//! - [`gnutella`]: a Gnutella 0.6 two-tier overlay (ultrapeers, leaves, QRP, files, adversaries,
+//!   churn) with its ground truth.
 #![forbid(unsafe_code)]
 
 pub mod demo_site;
+pub mod gnutella;
 pub mod perf;
 pub mod socks_client;
 pub mod testbed;

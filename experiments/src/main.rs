@@ -50,6 +50,43 @@ enum Command {
         #[arg(long)]
         default_exit_policy: bool,
     },
+    /// Run a Gnutella 0.6 overlay on loopback (ultrapeers and leaves on their own 127.x.y.z,
+    /// QRP, HTTP downloads, optional adversaries and churn), print its addresses, then Ctrl-C.
+    Gnutella {
+        /// A YAML overlay configuration (the flags below override it).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Honest ultrapeers.
+        #[arg(long)]
+        ultrapeers: Option<usize>,
+        /// Leaves.
+        #[arg(long)]
+        leaves: Option<usize>,
+        /// PRNG seed (same seed, same overlay).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// First address of the honest /16 (Sybils take the next /16).
+        #[arg(long)]
+        base_ip: Option<std::net::Ipv4Addr>,
+        /// Port every node listens on.
+        #[arg(long)]
+        port: Option<u16>,
+        /// Ultrapeer graph: random or preferential.
+        #[arg(long)]
+        topology: Option<String>,
+        /// Sybil ultrapeers.
+        #[arg(long)]
+        sybils: Option<usize>,
+        /// Poisoning leaves.
+        #[arg(long)]
+        poisoners: Option<usize>,
+        /// Free-riding leaves.
+        #[arg(long)]
+        free_riders: Option<usize>,
+        /// Turn churn on with the default Weibull sessions and downtimes.
+        #[arg(long)]
+        churn: bool,
+    },
     /// Measure a testbed on free ports: launch to first byte, circuit build p50/p99, and a
     /// bulk download through 3 hops against the same download direct (build with --release).
     Bench {
@@ -137,6 +174,64 @@ async fn main() -> anyhow::Result<()> {
                 "{} of {streams} streams failed or did not verify",
                 streams - report.verified
             );
+            Ok(())
+        }
+        Command::Gnutella {
+            config,
+            ultrapeers,
+            leaves,
+            seed,
+            base_ip,
+            port,
+            topology,
+            sybils,
+            poisoners,
+            free_riders,
+            churn,
+        } => {
+            use onionlab_experiments::gnutella::{ChurnConfig, Overlay, OverlayConfig, Role, TopologyModel};
+            let mut cfg: OverlayConfig = match config {
+                Some(path) => serde_saphyr::from_str(&std::fs::read_to_string(&path)?)?,
+                None => OverlayConfig::default(),
+            };
+            cfg.ultrapeers = ultrapeers.unwrap_or(cfg.ultrapeers);
+            cfg.leaves = leaves.unwrap_or(cfg.leaves);
+            cfg.seed = seed.unwrap_or(cfg.seed);
+            cfg.base_ip = base_ip.unwrap_or(cfg.base_ip);
+            cfg.port = port.unwrap_or(cfg.port);
+            cfg.sybils.count = sybils.unwrap_or(cfg.sybils.count);
+            cfg.poisoners.count = poisoners.unwrap_or(cfg.poisoners.count);
+            cfg.free_riders = free_riders.unwrap_or(cfg.free_riders);
+            match topology.as_deref() {
+                None => {}
+                Some("random") => cfg.topology = TopologyModel::Random,
+                Some("preferential") => cfg.topology = TopologyModel::Preferential,
+                Some(other) => anyhow::bail!("--topology is random or preferential, not {other}"),
+            }
+            if churn {
+                cfg.churn = Some(ChurnConfig::default());
+            }
+            let overlay = Overlay::start(cfg, Duration::from_secs(120)).await?;
+            let truth = overlay.truth();
+            for n in truth.nodes.iter().filter(|n| n.role == Role::Ultrapeer) {
+                let (ups, leaves) = truth.neighbours(n.index);
+                println!(
+                    "ultrapeer {} {:?}: {} ultrapeers, {} leaves",
+                    n.addr,
+                    n.behaviour,
+                    ups.len(),
+                    leaves.len()
+                );
+            }
+            let leaves = truth.nodes.iter().filter(|n| n.role == Role::Leaf).count();
+            println!(
+                "{leaves} leaves; {} ultrapeer links, {} leaf links; crawl any ultrapeer above, Ctrl-C to stop",
+                truth.ultrapeer_edges.len(),
+                truth.leaf_edges.len()
+            );
+            tokio::signal::ctrl_c().await?;
+            println!("stopping");
+            overlay.stop().await;
             Ok(())
         }
         Command::Bench { mib, circuits, rounds } => {
