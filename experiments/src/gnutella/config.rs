@@ -19,7 +19,8 @@ pub struct OverlayConfig {
     pub ultrapeers: usize,
     /// Leaves (free riders and poisoners included).
     pub leaves: usize,
-    /// The honest nodes' /16: node i listens on `base_ip + 1 + i`; Sybils take the next /16.
+    /// The honest nodes' /16 (spread over its /24s); Sybils and poisoners take the next /16
+    /// (see [`super::topology`] for the address plan).
     pub base_ip: Ipv4Addr,
     /// The TCP port every node listens on, each on its own address (not 0: a node that leaves
     /// and rejoins must come back on the same address).
@@ -310,8 +311,10 @@ impl LimitConfig {
 #[error("gnutella overlay configuration: {0}")]
 pub struct ConfigError(pub String);
 
-/// Honest nodes and Sybils each get one /16; keep the addresses that far from 127.255.255.255.
-const MAX_NODES_PER_RANGE: usize = (1 << 16) - 2;
+/// Honest nodes get one /16 (254 hosts in each of its 256 /24s); Sybils and poisoners half of
+/// the next one each.
+const MAX_NODES_PER_RANGE: usize = 256 * 254;
+const MAX_ADVERSARIES: usize = (1 << 15) - 2;
 
 impl OverlayConfig {
     /// Checks what the planner and the nodes rely on.
@@ -326,8 +329,11 @@ impl OverlayConfig {
         if self.base_ip.octets()[0] != 127 || self.base_ip.octets()[1] == 255 {
             return fail(format!("base_ip {} must leave two /16s inside 127/8", self.base_ip));
         }
-        if self.ultrapeers + self.leaves > MAX_NODES_PER_RANGE || self.sybils.count > MAX_NODES_PER_RANGE {
-            return fail("more nodes than one /16 holds".into());
+        if self.ultrapeers + self.leaves > MAX_NODES_PER_RANGE
+            || self.sybils.count > MAX_ADVERSARIES
+            || self.poisoners.count > MAX_ADVERSARIES
+        {
+            return fail("more nodes than the address plan holds".into());
         }
         if self.leaf_ultrapeers_min == 0 || self.leaf_ultrapeers_min > self.leaf_ultrapeers_max {
             return fail("need 1 <= leaf_ultrapeers_min <= leaf_ultrapeers_max".into());

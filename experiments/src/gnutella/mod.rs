@@ -5,7 +5,7 @@
 //!
 //! # What runs
 //!
-//! - **Ultrapeers** listen on `base_ip + 1 + i` (default 127.60.0.0/16, clear of the onion
+//! - **Ultrapeers** listen in the base /16, one per /24 (default 127.60.0.0/16, clear of the onion
 //!   testbed's 127.0/16 and the DHT simulator's 127.1–127.4 and 127.10–127.40), link to each
 //!   other per the plan (random, or Barabási–Albert preferential for a scale-free graph) and
 //!   take leaves up to `max_leaves`; beyond their caps they answer 503 with
@@ -25,8 +25,8 @@
 //!   `GET /get/<index>/<name>` and `GET /uri-res/N2R?urn:sha1:<base32>` on their Gnutella port
 //!   (told apart by the first bytes), with `Content-Length` and `X-Gnutella-Content-URN`.
 //! - **Adversaries**: Sybil ultrapeers (consecutive addresses of the next /16, each dialing
-//!   honest ultrapeers; black holes for queries unless told to forward), poisoners (leaves
-//!   whose hits claim the most popular titles' names, sizes and hashes and serve garbage, of the
+//!   honest ultrapeers; black holes for queries unless told to forward), poisoners (leaves from the
+//!   middle of that /16 whose hits claim the most popular titles' names, sizes and hashes and serve garbage, of the
 //!   right or half the size), free riders (no files, no hits, 503 to every download — they
 //!   still search and get hits), and churn ([`churn`]: Weibull sessions and downtimes; a node
 //!   that leaves says Bye, closes, and later rejoins on the same address).

@@ -5,8 +5,12 @@
 //! changes the plan.
 //!
 //! Node indices: honest ultrapeers `0..U`, leaves `U..U+L`, Sybil ultrapeers after them.
-//! Addresses: honest node i at `base_ip + 1 + i`, Sybil j at `base_ip + 2¹⁶ + 1 + j`, all on
-//! the configured port.
+//! Addresses ([`honest_ip`], [`sybil_ip`], [`poisoner_ip`]), all on the configured port: honest
+//! node i (ultrapeers, honest leaves, free riders) at `base_ip + (i mod 256)·2⁸ + ⌊i/256⌋ + 1`,
+//! one per /24 for the first 256 and at most ⌈N/256⌉ per /24 after that, as real hosts spread
+//! over many networks; the adversaries come from one hosting range each, packed: Sybil j at
+//! `base_ip + 2¹⁶ + 1 + j`, poisoner j at `base_ip + 2¹⁶ + 2¹⁵ + 1 + j` (the next /16), which is
+//! what the per-/24 signals of a crawler look for.
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -85,6 +89,21 @@ fn offset(base: Ipv4Addr, n: usize) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(base).wrapping_add(n as u32))
 }
 
+/// Honest node `i`'s address: the `i mod 256`-th /24 of the base /16, host `⌊i/256⌋ + 1`.
+pub fn honest_ip(base: Ipv4Addr, i: usize) -> Ipv4Addr {
+    offset(base, ((i % 256) << 8) + i / 256 + 1)
+}
+
+/// Sybil ultrapeer `j`'s address: consecutive addresses from the start of the next /16.
+pub fn sybil_ip(base: Ipv4Addr, j: usize) -> Ipv4Addr {
+    offset(base, (1 << 16) + 1 + j)
+}
+
+/// Poisoning leaf `j`'s address: consecutive addresses from the middle of the next /16.
+pub fn poisoner_ip(base: Ipv4Addr, j: usize) -> Ipv4Addr {
+    offset(base, (1 << 16) + (1 << 15) + 1 + j)
+}
+
 impl Plan {
     /// Draws the plan of `config`.
     pub fn new(config: &OverlayConfig) -> Result<Plan, ConfigError> {
@@ -102,32 +121,25 @@ impl Plan {
         let mut leaf_order: Vec<usize> = (ups..ups + leaves).collect();
         shuffle(&mut leaf_order, &mut roles);
         let free: BTreeSet<usize> = leaf_order[..config.free_riders].iter().copied().collect();
-        let poison: BTreeSet<usize> = leaf_order[config.free_riders..config.free_riders + config.poisoners.count]
-            .iter()
-            .copied()
-            .collect();
+        let poison: Vec<usize> = leaf_order[config.free_riders..config.free_riders + config.poisoners.count].to_vec();
+        let poisoner_rank = |index: usize| poison.iter().position(|p| *p == index);
         let decoy_seed = roles.next_u64();
 
         let mut nodes = Vec::with_capacity(total);
         for index in 0..total {
             let (role, behaviour, ip) = if index < ups {
-                (Role::Ultrapeer, Behaviour::Honest, offset(config.base_ip, 1 + index))
+                (Role::Ultrapeer, Behaviour::Honest, honest_ip(config.base_ip, index))
             } else if index < ups + leaves {
-                let behaviour = if free.contains(&index) {
-                    Behaviour::FreeRider
-                } else if poison.contains(&index) {
-                    Behaviour::Poisoner
-                } else {
-                    Behaviour::Honest
-                };
-                (Role::Leaf, behaviour, offset(config.base_ip, 1 + index))
+                match poisoner_rank(index) {
+                    Some(j) => (Role::Leaf, Behaviour::Poisoner, poisoner_ip(config.base_ip, j)),
+                    None if free.contains(&index) => {
+                        (Role::Leaf, Behaviour::FreeRider, honest_ip(config.base_ip, index))
+                    }
+                    None => (Role::Leaf, Behaviour::Honest, honest_ip(config.base_ip, index)),
+                }
             } else {
                 let j = index - ups - leaves;
-                (
-                    Role::Ultrapeer,
-                    Behaviour::Sybil,
-                    offset(config.base_ip, (1 << 16) + 1 + j),
-                )
+                (Role::Ultrapeer, Behaviour::Sybil, sybil_ip(config.base_ip, j))
             };
             let mut guid = [0u8; 16];
             ids.fill(&mut guid);
