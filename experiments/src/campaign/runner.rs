@@ -1,0 +1,131 @@
+//! Running an experiment campaign: the experiment (a simulation, or a loopback testbed and a
+//! measurement of it), its checks, then `results.json` and `report.html` in the output folder.
+//!
+//! Ctrl-C (the caller's `stop`) ends a run without a report; `--resume` then keeps what the
+//! interrupted run had recorded where the experiment can continue (a crawl campaign resumes in
+//! its store), and a run whose `results.json` is already there is not repeated: only its
+//! report is rebuilt.
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use super::schema::{Campaign, Experiment};
+use crate::lab::dht_census::{self, CensusError};
+use crate::outcome::Outcome;
+use crate::report::{self, CheckResult, ReportError, ReportInput};
+
+/// How to run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Keep what an earlier run of the same campaign left in the output folder.
+    pub resume: bool,
+}
+
+/// What a run left.
+#[derive(Debug)]
+pub struct RunReport {
+    /// The experiment's outcome.
+    pub outcome: Outcome,
+    /// The checks, evaluated.
+    pub checks: Vec<CheckResult>,
+    /// The report written.
+    pub report: PathBuf,
+    /// The outcome came from an earlier run (`--resume` after it had finished).
+    pub reused: bool,
+}
+
+impl RunReport {
+    /// Whether every check passed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+}
+
+/// Why a campaign run failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The output folder could not be made.
+    #[error("cannot create {path}: {source}")]
+    Output {
+        /// The folder.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The DHT census failed.
+    #[error(transparent)]
+    Census(#[from] CensusError),
+    /// The report could not be written or read back.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    /// Stopped (Ctrl-C) before the experiment finished.
+    #[error("interrupted before the experiment finished; `onionlab run FILE --resume` continues it")]
+    Interrupted,
+}
+
+/// The checks of `campaign` against `outcome`.
+pub fn evaluate(campaign: &Campaign, outcome: &Outcome) -> Vec<CheckResult> {
+    campaign
+        .checks
+        .iter()
+        .map(|c| {
+            let (measured, passed) = c.evaluate(outcome);
+            CheckResult {
+                measurement: c.measurement.clone(),
+                rule: c.rule(),
+                measured,
+                passed,
+            }
+        })
+        .collect()
+}
+
+/// Run `campaign` until done or until `stop` completes.
+pub async fn run(campaign: &Campaign, options: RunOptions, stop: impl Future<Output = ()>) -> Result<RunReport, RunError> {
+    let folder = campaign.output.clone();
+    std::fs::create_dir_all(&folder).map_err(|source| RunError::Output {
+        path: folder.clone(),
+        source,
+    })?;
+    if options.resume
+        && let Ok(earlier) = report::read_results(&folder)
+        && earlier.campaign == campaign.name
+        && let [outcome] = earlier.outcomes.as_slice()
+    {
+        let outcome = outcome.clone();
+        return finish(campaign, outcome, true);
+    }
+    let experiment = async {
+        match &campaign.experiment {
+            Experiment::DhtCensus(p) => Ok::<_, RunError>(dht_census::run(p, campaign.seed, &folder, options.resume).await?),
+        }
+    };
+    let outcome = tokio::select! {
+        done = experiment => done?,
+        () = stop => return Err(RunError::Interrupted),
+    };
+    finish(campaign, outcome, false)
+}
+
+fn finish(campaign: &Campaign, outcome: Outcome, reused: bool) -> Result<RunReport, RunError> {
+    let checks = evaluate(campaign, &outcome);
+    let report = report::write_report(
+        &campaign.output,
+        &ReportInput {
+            campaign: &campaign.name,
+            description: &campaign.description,
+            seed: Some(campaign.seed),
+            outcomes: std::slice::from_ref(&outcome),
+            checks: &checks,
+        },
+    )?;
+    Ok(RunReport {
+        outcome,
+        checks,
+        report,
+        reused,
+    })
+}

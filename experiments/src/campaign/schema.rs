@@ -1,0 +1,195 @@
+//! The campaign file of `onionlab run`:
+//!
+//! ```yaml
+//! name: dht-sybil-census
+//! description: Sybils and index poisoning on the simulated DHT.
+//! seed: 7                       # every simulation and testbed draws from it
+//! output: results/dht-sybil-census   # relative to this file: results.json, report.html, ...
+//! experiment:                   # exactly one, with its parameters (all optional)
+//!   dht_census: { nodes: 2000, sybils: 30, poisoners: 10 }
+//! checks:                       # against the outcome's named measurements
+//!   - { measurement: sybil_recall, at_least: 0.95 }
+//!   - { measurement: size_estimate, expected: 2040, tolerance: 15% }
+//! ```
+//!
+//! The testbed an experiment needs (a simulated DHT, a Gnutella overlay, an onion network) is
+//! described by that experiment's parameters and started by it, not by a separate section.
+//! Unknown fields are refused; syntax and type errors name the line and column; checks across
+//! fields name the field.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use super::checks::Check;
+use crate::lab::dht_census;
+
+/// Largest campaign file read.
+pub const MAX_CAMPAIGN_LEN: u64 = 1024 * 1024;
+
+/// An experiment campaign.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Campaign {
+    /// A short name (the report's title).
+    pub name: String,
+    /// What it shows.
+    #[serde(default)]
+    pub description: String,
+    /// The seed of every random choice.
+    #[serde(default = "one")]
+    pub seed: u64,
+    /// The output folder (relative paths are relative to the campaign file).
+    pub output: PathBuf,
+    /// What to run.
+    pub experiment: Experiment,
+    /// What its outcome must show.
+    #[serde(default)]
+    pub checks: Vec<Check>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// The experiments, each with its parameters.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Experiment {
+    /// Experiment 9: Sybil census and index poisoning on the simulated DHT (loopback).
+    DhtCensus(#[serde(default)] dht_census::Params),
+}
+
+impl Experiment {
+    /// The experiment's key, as written in the file.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Experiment::DhtCensus(_) => "dht_census",
+        }
+    }
+}
+
+/// Why a campaign file cannot be used.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CampaignError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file is larger than [`MAX_CAMPAIGN_LEN`].
+    #[error("{0} is larger than 1 MiB; is it really a campaign file?")]
+    TooLarge(String),
+    /// Not YAML, or not the campaign schema (the message has the line and column).
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// The parser's message, with the location and a snippet.
+        message: String,
+    },
+    /// Fields that do not fit together.
+    #[error("{path}: {field}: {message}")]
+    Inconsistent {
+        /// The file.
+        path: String,
+        /// The field concerned.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Campaign {
+    /// Parse campaign text; `origin` names it in errors.
+    pub fn parse(yaml: &str, origin: &str) -> Result<Campaign, CampaignError> {
+        if yaml.len() as u64 > MAX_CAMPAIGN_LEN {
+            return Err(CampaignError::TooLarge(origin.to_owned()));
+        }
+        let campaign: Campaign = serde_saphyr::from_str(yaml).map_err(|e| CampaignError::Invalid {
+            path: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        let bad = |field: String, message: &str| CampaignError::Inconsistent {
+            path: origin.to_owned(),
+            field,
+            message: message.to_owned(),
+        };
+        if campaign.name.trim().is_empty() {
+            return Err(bad("name".into(), "must not be empty"));
+        }
+        for (i, check) in campaign.checks.iter().enumerate() {
+            if let Some(problem) = check.problem() {
+                return Err(bad(format!("checks[{i}]"), problem));
+            }
+        }
+        Ok(campaign)
+    }
+
+    /// Read and parse a campaign file; its output folder is made relative to the file's folder.
+    pub fn load(path: &Path) -> Result<Campaign, CampaignError> {
+        let shown = path.display().to_string();
+        let read_err = |source| CampaignError::Read {
+            path: shown.clone(),
+            source,
+        };
+        if std::fs::metadata(path).map_err(read_err)?.len() > MAX_CAMPAIGN_LEN {
+            return Err(CampaignError::TooLarge(shown));
+        }
+        let text = std::fs::read_to_string(path).map_err(read_err)?;
+        let mut campaign = Campaign::parse(&text, &shown)?;
+        campaign.output = path.parent().unwrap_or(Path::new(".")).join(&campaign.output);
+        Ok(campaign)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = "name: c\noutput: out\nexperiment:\n  dht_census: { nodes: 300 }\nchecks:\n  - { measurement: sybil_recall, at_least: 0.9 }\n";
+
+    #[test]
+    fn a_campaign_parses_with_defaults() {
+        let c = Campaign::parse(OK, "c.yaml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.seed, 1);
+        let Experiment::DhtCensus(p) = &c.experiment;
+        assert_eq!(p.nodes, 300);
+        assert_eq!(p.sybils, dht_census::Params::default().sybils);
+        assert_eq!(c.experiment.key(), "dht_census");
+    }
+
+    #[test]
+    fn errors_name_the_line_and_column_or_the_field() {
+        let typo = OK.replace("nodes: 300", "nodez: 300");
+        let e = Campaign::parse(&typo, "c.yaml").unwrap_err().to_string();
+        assert!(e.contains("nodez") && e.contains("line 4"), "{e}");
+        let unknown = OK.replace("dht_census", "dht_censuz");
+        let e = Campaign::parse(&unknown, "c.yaml").unwrap_err().to_string();
+        assert!(e.contains("dht_censuz"), "{e}");
+        let wrong_type = OK.replace("nodes: 300", "nodes: many");
+        let e = Campaign::parse(&wrong_type, "c.yaml").unwrap_err().to_string();
+        assert!(e.contains("line 4"), "{e}");
+        let malformed = OK.replace("at_least: 0.9", "expected: 0.9");
+        let e = Campaign::parse(&malformed, "c.yaml").unwrap_err().to_string();
+        assert!(e.contains("checks[0]") && e.contains("tolerance"), "{e}");
+    }
+
+    #[test]
+    fn hostile_yaml_is_refused_within_limits() {
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            bomb.push_str(&format!("b{i}: &b{i} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n", p = if i == 1 { "a".to_string() } else { format!("b{}", i - 1) }));
+        }
+        assert!(Campaign::parse(&bomb, "bomb.yaml").is_err());
+        let deep = format!("name: {}x{}\n", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(Campaign::parse(&deep, "deep.yaml").is_err());
+        let huge = format!("name: c\ndescription: \"{}\"\n", "x".repeat(2 << 20));
+        assert!(matches!(Campaign::parse(&huge, "huge.yaml"), Err(CampaignError::TooLarge(_))));
+    }
+}

@@ -1,0 +1,26 @@
+//! Experiments on loopback: real sockets, a testbed started for the occasion (the simulated
+//! DHT, the Gnutella overlay, the onion network), a real crawl or real circuits, and a score
+//! against the testbed's ground truth. Each returns an [`Outcome`](crate::outcome::Outcome).
+//!
+//! - [`dht_census`]: experiment 9, Sybils and index poisoning on the simulated DHT.
+
+pub mod dht_census;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use onionlab_crawler::krpc::NodeId;
+use onionlab_crawler::observe::Outcome as ProbeOutcome;
+use onionlab_crawler::campaign::run::STORE_FILE;
+use onionlab_crawler::store::{CrawlId, Store, StoreError};
+
+/// The DHT ids that answered in crawl `crawl` of the campaign output folder `folder`.
+pub(crate) fn answered_ids(folder: &Path, crawl: CrawlId) -> Result<BTreeSet<NodeId>, StoreError> {
+    let store = Store::open(folder.join(STORE_FILE))?;
+    Ok(store
+        .visits(crawl)?
+        .into_iter()
+        .filter(|v| v.outcome == ProbeOutcome::Ok && v.probe.as_str().starts_with("dht_"))
+        .filter_map(|v| v.remote_id.map(NodeId))
+        .collect())
+}
