@@ -5,7 +5,8 @@
 //! What counts as a probe of an address in snapshot i (at its probe time, or at the snapshot's
 //! start when it was not contacted):
 //!
-//! - contacted: up if it answered with a Gnutella status line (`200` or a refusal), down if not;
+//! - contacted: up if it answered with a Gnutella status line (`200` or a refusal), down if not
+//!   (an address on the engine's deny-list was never asked: no probe);
 //! - not contacted but named by a servent that answered in this snapshot (a leaf in `Leaves:`,
 //!   say): up, since its neighbour held a connection to it;
 //! - up before and absent from this snapshot, when this one is complete
@@ -21,7 +22,7 @@ use std::net::SocketAddr;
 
 use super::snapshot::{NodeStatus, Snapshot, StopReason};
 use crate::analysis::sessions::{Lifetime, Probe, Session, Window, WindowError, create_based_lengths, sessions};
-use crate::observe::Micros;
+use crate::observe::{Micros, Outcome};
 
 /// Sessions and lifetimes of the addresses of a series of snapshots.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +53,10 @@ pub fn snapshot_probes(snapshots: &[Snapshot]) -> Vec<Probe<SocketAddr>> {
         let mut now_up = BTreeSet::new();
         for (addr, node) in &snap.nodes {
             let probe = match &node.status {
+                // A denied address was never asked: that says nothing of it.
+                NodeStatus::Failed {
+                    outcome: Outcome::Denied,
+                } => None,
                 NodeStatus::Answered | NodeStatus::Refused { .. } | NodeStatus::Failed { .. } => {
                     node.probed_at.map(|at| (secs(at), node.status.is_up()))
                 }
@@ -133,7 +138,6 @@ mod tests {
 
     use super::*;
     use crate::gnutella::snapshot::{NodeInfo, Role};
-    use crate::observe::Outcome;
 
     fn a(s: &str) -> SocketAddr {
         s.parse().unwrap()
@@ -236,7 +240,19 @@ mod tests {
     fn incomplete_snapshots_say_nothing_about_absence() {
         let u = "10.0.0.1:1";
         let s0 = snap(0, vec![(u, node(NodeStatus::Answered, Some(1_000_000), &[]))]);
-        let mut s1 = snap(100, vec![]);
+        let mut s1 = snap(
+            100,
+            vec![(
+                "10.0.0.2:1",
+                node(
+                    NodeStatus::Failed {
+                        outcome: Outcome::Denied,
+                    },
+                    Some(101_000_000),
+                    &[],
+                ),
+            )],
+        );
         s1.stop = StopReason::MaxDuration;
         assert_eq!(snapshot_probes(&[s0, s1]).len(), 1);
         assert!(churn(&[]).is_err());

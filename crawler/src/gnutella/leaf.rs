@@ -159,6 +159,11 @@ impl Reply for QueryOutcome {
 }
 
 impl QueryOutcome {
+    /// The QueryHits' wire bytes as kept for the visit (at most [`MAX_RAW_HITS`]).
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+
     /// Every result of every hit, for [`crate::analysis::pollution`].
     pub fn analysis_hits(&self) -> Vec<Hit> {
         self.hits
