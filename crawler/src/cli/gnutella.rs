@@ -426,7 +426,7 @@ fn describe_hits(o: &QueryOutcome) -> String {
     let results: usize = o.hits.iter().map(|h| h.hit.results.len()).sum();
     let _ = writeln!(
         out,
-        "{} ({}) : {} QueryHits, {} results, {} pings answered, {} descriptors, ended {:?}",
+        "{} ({}): {} QueryHits, {} results, {} pings answered, {} descriptors, ended {:?}",
         o.ultrapeer,
         o.user_agent.as_deref().unwrap_or("no User-Agent").escape_debug(),
         o.hits.len(),
