@@ -19,7 +19,9 @@
 //!   responsive and silent nodes, id/address mismatches, size estimate), and a loopback DHT simulator
 //!   with planted Sybils, poisoners and silent nodes.
 //! - [`gnutella`]: Gnutella 0.6: the handshake with the crawler extension (`Crawler:` answered by
-//!   `Peers:` and `Leaves:`) and the descriptors, with incremental decoders for both.
+//!   `Peers:` and `Leaves:`) and the descriptors, with incremental decoders for both; the
+//!   topology crawl (breadth-first snapshots over ultrapeers, churn across snapshots) and the
+//!   content probe (join as a leaf, query, check the hits' downloads).
 //! - [`observe`]: the rows every probe records (visits, sightings, peer states, piece checks).
 //! - [`campaign`]: campaign files (targets, probes with schedules, analyses, exports).
 //! - [`engine`]: bounded concurrency, per-IP politeness, timeouts, retries with backoff, one

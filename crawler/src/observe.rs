@@ -52,11 +52,17 @@ pub enum ProbeKind {
     PeerMetadata,
     /// A piece download and its SHA-1 check.
     PeerPiece,
+    /// Gnutella 0.6 crawler handshake (`Crawler: 0.1`, answered with `Peers:` and `Leaves:`).
+    GnutellaCrawl,
+    /// Gnutella 0.6 leaf connection that sends one Query and collects the QueryHits.
+    GnutellaQuery,
+    /// An HTTP download of a Gnutella query hit, checked against its advertised size and SHA-1.
+    GnutellaDownload,
 }
 
 impl ProbeKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ProbeKind; 13] = [
+    pub const ALL: [ProbeKind; 16] = [
         ProbeKind::DhtPing,
         ProbeKind::DhtFindNode,
         ProbeKind::DhtGetPeers,
@@ -70,6 +76,9 @@ impl ProbeKind {
         ProbeKind::PeerHandshake,
         ProbeKind::PeerMetadata,
         ProbeKind::PeerPiece,
+        ProbeKind::GnutellaCrawl,
+        ProbeKind::GnutellaQuery,
+        ProbeKind::GnutellaDownload,
     ];
 
     /// The stable name stored in the database and shown in reports.
@@ -88,6 +97,9 @@ impl ProbeKind {
             ProbeKind::PeerHandshake => "peer_handshake",
             ProbeKind::PeerMetadata => "peer_metadata",
             ProbeKind::PeerPiece => "peer_piece",
+            ProbeKind::GnutellaCrawl => "gnutella_crawl",
+            ProbeKind::GnutellaQuery => "gnutella_query",
+            ProbeKind::GnutellaDownload => "gnutella_download",
         }
     }
 
@@ -209,34 +221,57 @@ pub enum SourceKind {
     Dht,
     /// A peer's `ut_pex` message (BEP 11).
     Pex,
+    /// A Gnutella servent's `Peers:` crawler header: its ultrapeer neighbours (a leaf lists its
+    /// ultrapeers).
+    GnutellaPeer,
+    /// A Gnutella ultrapeer's `Leaves:` crawler header: its leaves.
+    GnutellaLeaf,
+    /// A Gnutella servent's `X-Try-Ultrapeers:` header: ultrapeers it knows, not neighbours.
+    GnutellaTry,
+    /// A Gnutella QueryHit relayed by the ultrapeer `source`: the responding servent.
+    GnutellaHit,
 }
 
 impl SourceKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [SourceKind; 7] = [
+        SourceKind::Tracker,
+        SourceKind::Dht,
+        SourceKind::Pex,
+        SourceKind::GnutellaPeer,
+        SourceKind::GnutellaLeaf,
+        SourceKind::GnutellaTry,
+        SourceKind::GnutellaHit,
+    ];
+
     /// The stable name stored in the database.
     pub fn as_str(self) -> &'static str {
         match self {
             SourceKind::Tracker => "tracker",
             SourceKind::Dht => "dht",
             SourceKind::Pex => "pex",
+            SourceKind::GnutellaPeer => "gnutella_peer",
+            SourceKind::GnutellaLeaf => "gnutella_leaf",
+            SourceKind::GnutellaTry => "gnutella_try",
+            SourceKind::GnutellaHit => "gnutella_hit",
         }
     }
 
     /// The kind named `name` by [`SourceKind::as_str`].
     pub fn parse(name: &str) -> Option<Self> {
-        [SourceKind::Tracker, SourceKind::Dht, SourceKind::Pex]
-            .into_iter()
-            .find(|k| k.as_str() == name)
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
     }
 }
 
-/// "`source` told us about `addr`": a DHT neighbour edge (no info-hash) or a peer of a swarm.
+/// "`source` told us about `addr`": a DHT neighbour edge (no info-hash), a peer of a swarm, or a
+/// Gnutella neighbour, ultrapeer to try, or query responder (see [`SourceKind`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sighting {
     /// When the reply arrived.
     pub at: Micros,
-    /// Tracker, DHT node or PEX peer.
+    /// Tracker, DHT node, PEX peer or Gnutella servent.
     pub source_kind: SourceKind,
-    /// The tracker URL or the `ip:port` of the node or peer that answered.
+    /// The tracker URL or the `ip:port` of the node, peer or servent that answered.
     pub source: String,
     /// The id of the node that answered, for DHT sources.
     pub source_id: Option<[u8; 20]>,
@@ -307,7 +342,7 @@ mod tests {
         for o in Outcome::ALL {
             assert_eq!(Outcome::parse(o.as_str()), Some(o));
         }
-        for s in [SourceKind::Tracker, SourceKind::Dht, SourceKind::Pex] {
+        for s in SourceKind::ALL {
             assert_eq!(SourceKind::parse(s.as_str()), Some(s));
         }
         assert_eq!(ProbeKind::parse("nope"), None);

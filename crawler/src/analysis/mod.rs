@@ -18,12 +18,19 @@
 //! - [`poisoning`]: poisoning signals per peer source (tracker, DHT node, PEX): unreachable
 //!   peers, peers serving pieces that fail their hash, and peer sets disjoint from every other
 //!   source's for the same info-hash.
+//! - [`topology`]: overlay graphs (a Gnutella snapshot's ultrapeers): degree distribution, the
+//!   share of connections held by the top-k nodes, giant-component robustness to random and
+//!   highest-degree removal (Albert, Jeong and Barabási), and many ultrapeers in one /24.
+//! - [`pollution`]: Gnutella query results: many hits for one query from one /24 (index
+//!   poisoning), downloads whose size or SHA-1 is not what the hit advertised (decoys).
 //! - [`Score`]: precision and recall of a flagged set against planted ground truth.
 
 pub mod poisoning;
+pub mod pollution;
 pub mod sessions;
 pub mod size;
 pub mod sybil;
+pub mod topology;
 
 mod score;
 mod special;

@@ -3,6 +3,7 @@
 mod announce;
 mod dht;
 mod export;
+mod gnutella;
 mod info;
 mod metadata;
 mod peer;
@@ -20,7 +21,7 @@ use clap::{Args as ClapArgs, Parser, Subcommand};
 use onionlab_crawler::engine::{Engine, EngineConfig, Recorder};
 use onionlab_crawler::store::{CrawlEnd, CrawlId, Recording, Store};
 
-/// onionlab-crawl: measure BitTorrent trackers, peers and the Mainline DHT, byte for byte.
+/// onionlab-crawl: measure BitTorrent trackers, peers, the Mainline DHT and Gnutella, byte for byte.
 ///
 /// Every probe goes through one engine: at most --concurrency attempts at once, at most one
 /// attempt per --per-ip-interval to any one IP address, a --timeout per attempt, and retries with
@@ -160,6 +161,8 @@ enum Command {
     Run(run::RunArgs),
     /// Print the summary (and rebuild the sessions) of a crawl in a store.
     Summary(run::SummaryArgs),
+    /// Gnutella 0.6: topology snapshots with the crawler handshake, and a query as a leaf.
+    Gnutella(gnutella::GnutellaArgs),
 }
 
 impl Command {
@@ -174,6 +177,7 @@ impl Command {
             Command::Piece(_) => Some("piece"),
             Command::Swarm(_) => Some("swarm"),
             Command::Dht(a) => a.recorded_kind(),
+            Command::Gnutella(a) => a.recorded_kind(),
         }
     }
 }
@@ -208,6 +212,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             Command::Piece(a) => piece::run(a, engine()).await,
             Command::Swarm(a) => swarm::run(a, engine()).await,
             Command::Dht(a) => dht::run(a, &common, engine(), recording.as_ref()).await,
+            Command::Gnutella(a) => gnutella::run(a, &common, recorder.clone()).await,
         }
     };
     let (result, end) = tokio::select! {

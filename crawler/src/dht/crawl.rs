@@ -804,7 +804,7 @@ fn is_ours(locals: &[SocketAddr], addr: SocketAddr) -> bool {
 }
 
 /// Addresses a crawl never queries: port 0, unspecified, multicast and broadcast addresses.
-fn routable(addr: SocketAddr) -> bool {
+pub(crate) fn routable(addr: SocketAddr) -> bool {
     addr.port() != 0
         && match addr.ip() {
             IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast()),

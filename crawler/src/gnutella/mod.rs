@@ -49,14 +49,26 @@
 //! result set runs out before its count, or whose file name or extension block has no NUL
 //! before the servent id.
 //!
+//! # The drivers
+//!
+//! Around the codecs, the crawler's Gnutella measurements: [`snapshot`] assembles one topology
+//! snapshot from crawler replies without I/O; [`crawl`] runs it over tokio through the engine
+//! (the crawler handshake probe, breadth-first snapshots, the recrawl interval); [`churn`] turns
+//! successive snapshots into sessions and lifetimes; [`leaf`] joins an ultrapeer as a leaf to
+//! query and checks the hits' downloads.
+//!
 //! The GUIDs of modern servents have byte 8 = `0xff` and byte 15 = `0x00` ([`Guid::modern`]
 //! makes such ids from caller-supplied random bytes); the decoder does not require it.
 //!
 //! Encoding is fallible ([`EncodeError`]) where a value could not survive the trip: a NUL inside
 //! a NUL-terminated field, more than 255 QueryHit results, an invalid header name or value.
 
+pub mod churn;
+pub mod crawl;
 mod handshake;
+pub mod leaf;
 mod message;
+pub mod snapshot;
 #[cfg(test)]
 mod tests;
 
