@@ -9,11 +9,14 @@
 //!   churn) with its ground truth.
 //! - [`outcome`]: what an experiment produces (measurements next to published values, figures,
 //!   tables), rendered by the report and compared by campaign checks.
+//! - [`report`]: the experiment report (`report.html` with SVG plots, `results.json`) and its
+//!   rebuild (`onionlab report`).
 #![forbid(unsafe_code)]
 
 pub mod demo_site;
 pub mod gnutella;
 pub mod outcome;
 pub mod perf;
+pub mod report;
 pub mod socks_client;
 pub mod testbed;
