@@ -220,6 +220,7 @@ where
     root.fill(&WHITE).map_err(error)?;
     let mut chart = ChartBuilder::on(root)
         .margin(14)
+        .margin_right(34)
         .x_label_area_size(46)
         .y_label_area_size(72)
         .build_cartesian_2d(x, y)
