@@ -207,7 +207,8 @@ fn figure_block(page: &mut String, outcome: &Outcome, figure: &Figure) {
     );
     let drawn = plot::draw(figure);
     if let Some(svg) = &drawn.svg {
-        page.push_str(svg);
+        let labelled = format!("<svg role=\"img\" aria-label=\"{}\" ", escape::html(&figure.title));
+        page.push_str(&svg.replacen("<svg ", &labelled, 1));
     }
     for note in &drawn.notes {
         let _ = writeln!(page, "<p class=\"note\">{}</p>", escape::html(note));
@@ -328,6 +329,7 @@ mod tests {
         ));
         assert_eq!(html.matches("<svg ").count(), 1);
         assert!(html.contains("<figure id=\"figure-distribution-time-styles\">"));
+        assert!(html.contains("<svg role=\"img\" aria-label=\"Figure styles\" width=\"760\""));
         assert!(html.contains("The numbers behind this figure (17 points;"));
         assert!(html.contains("<tr><td>cdf</td><td class=\"num\">15</td><td class=\"num\">1</td></tr>"));
         assert!(html.contains("<tr><td>b</td><td></td></tr>"), "short rows are padded");
