@@ -10,6 +10,8 @@
 //! - [`lab`]: experiments on loopback against a testbed started for them, scored against its truth.
 //! - [`outcome`]: what an experiment produces (measurements next to published values, figures,
 //!   tables), rendered by the report and compared by campaign checks.
+//! - [`report`]: the experiment report (`report.html` with SVG plots, `results.json`) and its
+//!   rebuild (`onionlab report`).
 #![forbid(unsafe_code)]
 
 pub mod demo_site;
@@ -17,5 +19,6 @@ pub mod gnutella;
 pub mod lab;
 pub mod outcome;
 pub mod perf;
+pub mod report;
 pub mod socks_client;
 pub mod testbed;

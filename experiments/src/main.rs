@@ -120,6 +120,11 @@ enum Command {
         #[arg(long)]
         relay_binary: Option<PathBuf>,
     },
+    /// Rebuild FOLDER/report.html from FOLDER/results.json (what `onionlab run` left there).
+    Report {
+        /// A report folder.
+        folder: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -232,6 +237,10 @@ async fn main() -> anyhow::Result<()> {
             tokio::signal::ctrl_c().await?;
             println!("stopping");
             overlay.stop().await;
+            Ok(())
+        }
+        Command::Report { folder } => {
+            println!("{}", onionlab_experiments::report::rebuild(&folder)?.display());
             Ok(())
         }
         Command::Bench { mib, circuits, rounds } => {
