@@ -7,6 +7,7 @@
 //! - [`socks_client`]: a minimal SOCKS5 client and HTTP fetcher for measurements and tests.
 //! - [`gnutella`]: a Gnutella 0.6 two-tier overlay (ultrapeers, leaves, QRP, files, adversaries,
 //!   churn) with its ground truth.
+//! - [`campaign`]: `onionlab run CAMPAIGN.yaml`: an experiment, its checks, its report.
 //! - [`lab`]: experiments on loopback against a testbed started for them, scored against its truth.
 //! - [`outcome`]: what an experiment produces (measurements next to published values, figures,
 //!   tables), rendered by the report and compared by campaign checks.
@@ -14,6 +15,7 @@
 //!   rebuild (`onionlab report`).
 #![forbid(unsafe_code)]
 
+pub mod campaign;
 pub mod demo_site;
 pub mod gnutella;
 pub mod lab;

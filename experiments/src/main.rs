@@ -120,6 +120,18 @@ enum Command {
         #[arg(long)]
         relay_binary: Option<PathBuf>,
     },
+    /// Run an experiment campaign: the experiment its file names (a seeded simulation, or a
+    /// loopback testbed and a measurement of it), its checks, and FOLDER/report.html with the
+    /// measured values next to the published ones and the plots. Exits non-zero when a check
+    /// fails. Ctrl-C stops; `--resume` keeps what an earlier run left (a finished run's results,
+    /// an interrupted crawl).
+    Run {
+        /// The campaign file (see experiments/campaigns/ and the README for the schema).
+        campaign: PathBuf,
+        /// Keep what an earlier run of this campaign left in its output folder.
+        #[arg(long)]
+        resume: bool,
+    },
     /// Rebuild FOLDER/report.html from FOLDER/results.json (what `onionlab run` left there).
     Report {
         /// A report folder.
@@ -237,6 +249,38 @@ async fn main() -> anyhow::Result<()> {
             tokio::signal::ctrl_c().await?;
             println!("stopping");
             overlay.stop().await;
+            Ok(())
+        }
+        Command::Run { campaign, resume } => {
+            use onionlab_experiments::campaign::{Campaign, RunOptions, run};
+            let campaign = Campaign::load(&campaign)?;
+            let stop = async {
+                if tokio::signal::ctrl_c().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            let done = run(&campaign, RunOptions { resume }, stop).await?;
+            if done.reused {
+                println!("results of the earlier run kept (--resume); report rebuilt");
+            }
+            for m in &done.outcome.measurements {
+                let published = m
+                    .published
+                    .as_ref()
+                    .map(|p| format!(" (published {} — {})", p.value, p.source))
+                    .unwrap_or_default();
+                println!("{:<28} {} {}{published}", m.name, m.value, m.unit);
+            }
+            for c in &done.checks {
+                let measured = c.measured.map_or_else(|| "not measured".to_owned(), |v| v.to_string());
+                let verdict = if c.passed { "PASS" } else { "FAIL" };
+                println!(
+                    "{verdict} {} = {measured} (expected {} {})",
+                    c.measurement, c.expected, c.tolerance
+                );
+            }
+            println!("report: {}", done.report.display());
+            anyhow::ensure!(done.passed(), "some checks failed");
             Ok(())
         }
         Command::Report { folder } => {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use onionlab_crawler::analysis::Score;
 use onionlab_crawler::analysis::pollution::{PollutionConfig, pollution_report};
 use onionlab_crawler::analysis::sessions::weibull_fit_censored;
-use onionlab_crawler::analysis::topology::{degrees, top_k_share, ultrapeer_subnets};
+use onionlab_crawler::analysis::topology::{top_k_share, ultrapeer_subnets};
 use onionlab_crawler::engine::{Engine, EngineConfig, Recorder};
 use onionlab_crawler::gnutella::churn::churn;
 use onionlab_crawler::gnutella::crawl::{TopologyConfig, crawl_snapshots, crawl_topology};
@@ -55,7 +55,13 @@ fn topology_config() -> TopologyConfig {
 }
 
 /// The true topology as address sets: online ultrapeers, online leaves, edges.
-fn true_topology(truth: &Truth) -> (BTreeSet<SocketAddr>, BTreeSet<SocketAddr>, BTreeSet<(SocketAddr, SocketAddr)>) {
+fn true_topology(
+    truth: &Truth,
+) -> (
+    BTreeSet<SocketAddr>,
+    BTreeSet<SocketAddr>,
+    BTreeSet<(SocketAddr, SocketAddr)>,
+) {
     let addr = |i: usize| truth.nodes[i].addr;
     let online = |role: Role| -> BTreeSet<SocketAddr> {
         truth
@@ -124,11 +130,7 @@ async fn a_500_node_overlay_is_mapped_exactly_and_its_adversaries_found() {
         );
         assert_eq!(flagged, sybils);
 
-        let degree = degrees(&snapshot.ultrapeers(), &snapshot.edges);
-        let leaves_held: std::collections::BTreeMap<SocketAddr, usize> = degree
-            .keys()
-            .map(|u| (*u, snapshot.edges.iter().filter(|(a, b)| (a == u && leaves.contains(b)) || (b == u && leaves.contains(a))).count()))
-            .collect();
+        let leaves_held = snapshot.leaves_per_ultrapeer();
         let share = top_k_share(&leaves_held, 5);
         println!("top-5 ultrapeers hold {} of {} leaf connections", share.held, share.total);
         assert!(share.total >= 450 && share.held < share.total);

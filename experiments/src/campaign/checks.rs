@@ -81,14 +81,15 @@ impl Check {
         }
     }
 
-    /// The rule in words, for the report: `5 ±10%`, `≥ 0.95`, `≤ 0.1`, `0.9 … 1`.
-    pub fn rule(&self) -> String {
+    /// The rule as the report's checks table shows it: a value and what may differ from it
+    /// (`5`, `±10%`; `0.95`, `at least`; `0.9`, `… 1`).
+    pub fn shown(&self) -> (f64, String) {
         match (self.expected, self.tolerance, self.at_least, self.at_most) {
-            (Some(e), Some(t), _, _) => format!("{e} {t}"),
-            (_, _, Some(lo), Some(hi)) => format!("{lo} … {hi}"),
-            (_, _, Some(lo), None) => format!("≥ {lo}"),
-            (_, _, None, Some(hi)) => format!("≤ {hi}"),
-            _ => "malformed".to_owned(),
+            (Some(e), Some(t), _, _) => (e, t.to_string()),
+            (_, _, Some(lo), Some(hi)) => (lo, format!("… {hi}")),
+            (_, _, Some(lo), None) => (lo, "at least".to_owned()),
+            (_, _, None, Some(hi)) => (hi, "at most".to_owned()),
+            _ => (f64::NAN, "malformed".to_owned()),
         }
     }
 
@@ -134,7 +135,7 @@ mod tests {
         assert!(c.passes(1.25) && !c.passes(1.3));
         let c = check("{ measurement: m, at_least: 0.95 }");
         assert!(c.passes(0.95) && !c.passes(0.9));
-        assert_eq!(c.rule(), "≥ 0.95");
+        assert_eq!(c.shown(), (0.95, "at least".to_owned()));
         let c = check("{ measurement: m, at_least: 1, at_most: 2 }");
         assert!(c.passes(1.5) && !c.passes(2.5));
         assert!(c.problem().is_none());
@@ -144,8 +145,15 @@ mod tests {
     fn malformed_checks_are_named() {
         assert!(check("{ measurement: m, expected: 1 }").problem().is_some());
         assert!(check("{ measurement: m }").problem().is_some());
-        assert!(check("{ measurement: m, expected: 1, tolerance: 1, at_most: 3 }").problem().is_some());
-        for bad in ["{ measurement: m, expected: 1, tolerance: -3 }", "{ measurement: m, expected: 1, tolerance: lots }"] {
+        assert!(
+            check("{ measurement: m, expected: 1, tolerance: 1, at_most: 3 }")
+                .problem()
+                .is_some()
+        );
+        for bad in [
+            "{ measurement: m, expected: 1, tolerance: -3 }",
+            "{ measurement: m, expected: 1, tolerance: lots }",
+        ] {
             let e = serde_saphyr::from_str::<Check>(bad).unwrap_err().to_string();
             assert!(e.contains("tolerance"), "{e}");
         }
@@ -168,7 +176,13 @@ mod tests {
             figures: vec![],
             tables: vec![],
         };
-        assert_eq!(check("{ measurement: m, at_most: 4 }").evaluate(&outcome), (Some(3.0), true));
-        assert_eq!(check("{ measurement: other, at_most: 4 }").evaluate(&outcome), (None, false));
+        assert_eq!(
+            check("{ measurement: m, at_most: 4 }").evaluate(&outcome),
+            (Some(3.0), true)
+        );
+        assert_eq!(
+            check("{ measurement: other, at_most: 4 }").evaluate(&outcome),
+            (None, false)
+        );
     }
 }

@@ -73,9 +73,11 @@ pub fn evaluate(campaign: &Campaign, outcome: &Outcome) -> Vec<CheckResult> {
         .iter()
         .map(|c| {
             let (measured, passed) = c.evaluate(outcome);
+            let (expected, tolerance) = c.shown();
             CheckResult {
                 measurement: c.measurement.clone(),
-                rule: c.rule(),
+                expected,
+                tolerance,
                 measured,
                 passed,
             }
@@ -84,7 +86,11 @@ pub fn evaluate(campaign: &Campaign, outcome: &Outcome) -> Vec<CheckResult> {
 }
 
 /// Run `campaign` until done or until `stop` completes.
-pub async fn run(campaign: &Campaign, options: RunOptions, stop: impl Future<Output = ()>) -> Result<RunReport, RunError> {
+pub async fn run(
+    campaign: &Campaign,
+    options: RunOptions,
+    stop: impl Future<Output = ()>,
+) -> Result<RunReport, RunError> {
     let folder = campaign.output.clone();
     std::fs::create_dir_all(&folder).map_err(|source| RunError::Output {
         path: folder.clone(),
@@ -100,7 +106,9 @@ pub async fn run(campaign: &Campaign, options: RunOptions, stop: impl Future<Out
     }
     let experiment = async {
         match &campaign.experiment {
-            Experiment::DhtCensus(p) => Ok::<_, RunError>(dht_census::run(p, campaign.seed, &folder, options.resume).await?),
+            Experiment::DhtCensus(p) => {
+                Ok::<_, RunError>(dht_census::run(p, campaign.seed, &folder, options.resume).await?)
+            }
         }
     };
     let outcome = tokio::select! {

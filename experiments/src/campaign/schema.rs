@@ -184,12 +184,18 @@ mod tests {
     fn hostile_yaml_is_refused_within_limits() {
         let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..12 {
-            bomb.push_str(&format!("b{i}: &b{i} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n", p = if i == 1 { "a".to_string() } else { format!("b{}", i - 1) }));
+            bomb.push_str(&format!(
+                "b{i}: &b{i} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n",
+                p = if i == 1 { "a".to_string() } else { format!("b{}", i - 1) }
+            ));
         }
         assert!(Campaign::parse(&bomb, "bomb.yaml").is_err());
         let deep = format!("name: {}x{}\n", "[".repeat(10_000), "]".repeat(10_000));
         assert!(Campaign::parse(&deep, "deep.yaml").is_err());
         let huge = format!("name: c\ndescription: \"{}\"\n", "x".repeat(2 << 20));
-        assert!(matches!(Campaign::parse(&huge, "huge.yaml"), Err(CampaignError::TooLarge(_))));
+        assert!(matches!(
+            Campaign::parse(&huge, "huge.yaml"),
+            Err(CampaignError::TooLarge(_))
+        ));
     }
 }

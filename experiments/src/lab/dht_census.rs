@@ -46,6 +46,8 @@ pub struct Params {
     pub poisoners: usize,
     /// Fake peers per poisoned reply.
     pub fake_peers: usize,
+    /// Leading bits the poisoner ids share with the target (so lookups for it reach them).
+    pub poisoner_bits: u32,
     /// The first honest node's address (Sybils, poisoners and fake peers take the next /16s).
     pub base_ip: Ipv4Addr,
     /// Every node's UDP port (fixed, so a resumed census finds the same network again).
@@ -53,9 +55,10 @@ pub struct Params {
     /// Politeness of the crawl (our own simulator: far below the 1 s used on real networks).
     #[serde(deserialize_with = "duration")]
     pub per_ip_interval: Duration,
-    /// Longest crawl.
+    /// How long the crawl campaign runs: the DHT crawl and its lookups, while the swarm
+    /// monitor tries every peer the lookups hand out.
     #[serde(deserialize_with = "duration")]
-    pub max_crawl: Duration,
+    pub duration: Duration,
 }
 
 /// Where the Sybils live.
@@ -70,7 +73,8 @@ pub enum Placement {
 
 impl Default for Params {
     /// 2,000 honest nodes, 30 Sybils on one IP sharing 20 bits with the target, 10 poisoners
-    /// with 30 fake peers each, from 127.110.0.0 port 6881, 20 ms politeness, 60 s at most.
+    /// with 30 fake peers each sharing 24 bits with the target, from 127.110.0.0 port 6881, 20 ms
+    /// politeness, 15 s.
     fn default() -> Self {
         Params {
             nodes: 2000,
@@ -79,10 +83,11 @@ impl Default for Params {
             sybil_bits: 20,
             poisoners: 10,
             fake_peers: 30,
+            poisoner_bits: 24,
             base_ip: Ipv4Addr::new(127, 110, 0, 0),
             port: 6881,
             per_ip_interval: Duration::from_millis(20),
-            max_crawl: Duration::from_secs(60),
+            duration: Duration::from_secs(15),
         }
     }
 }
@@ -129,7 +134,7 @@ pub async fn run(params: &Params, seed: u64, folder: &Path, resume: bool) -> Res
             count: params.poisoners,
             target,
             fake_peers: params.fake_peers,
-            shared_bits: 0,
+            shared_bits: params.poisoner_bits,
         }),
         ..SimConfig::default()
     })
@@ -139,7 +144,7 @@ pub async fn run(params: &Params, seed: u64, folder: &Path, resume: bool) -> Res
     let crawl = CrawlCampaign {
         name: "dht-census".into(),
         description: "Sybil census and index poisoning on the simulated DHT".into(),
-        duration: params.max_crawl,
+        duration: params.duration,
         output: folder.join("crawl"),
         engine: EngineSection {
             per_ip_interval: Some(params.per_ip_interval),
@@ -156,7 +161,7 @@ pub async fn run(params: &Params, seed: u64, folder: &Path, resume: bool) -> Res
         probes: vec![
             ProbeSpec::DhtCrawl(DhtCrawlSpec {
                 every: None,
-                max_duration: params.max_crawl,
+                max_duration: params.duration,
                 max_nodes: 1_000_000,
                 get_peers: true,
                 sample_infohashes: false,
@@ -188,10 +193,12 @@ pub async fn run(params: &Params, seed: u64, folder: &Path, resume: bool) -> Res
     let truth_of = |role: Role| -> BTreeSet<SocketAddr> {
         net.nodes().iter().filter(|n| n.role == role).map(|n| n.addr).collect()
     };
+    // Every identity planted near the target is what the cluster signal looks for: the
+    // poisoners sit there too, so that lookups for the key reach them.
     let sybil_ids: BTreeSet<NodeId> = net
         .nodes()
         .iter()
-        .filter(|n| n.role == Role::Sybil)
+        .filter(|n| matches!(n.role, Role::Sybil | Role::Poisoner))
         .map(|n| n.answers_with)
         .collect();
     let responsive: BTreeSet<SocketAddr> = net
@@ -216,7 +223,11 @@ pub async fn run(params: &Params, seed: u64, folder: &Path, resume: bool) -> Res
         .unwrap_or_default();
     let poison_score = Score::of(&flagged_sources, &poison_truth);
     let found = summary.addrs.1;
-    let size = summary.size.as_ref().and_then(|s| s.as_ref().ok()).map(|s| s.density_estimate);
+    let size = summary
+        .size
+        .as_ref()
+        .and_then(|s| s.as_ref().ok())
+        .map(|s| s.density_estimate);
     drop(net);
 
     // How close to the target each kind of node answered: the Sybils' cluster, visible.
@@ -296,7 +307,7 @@ pub async fn run(params: &Params, seed: u64, folder: &Path, resume: bool) -> Res
         columns: vec!["".into(), "planted".into(), "flagged".into(), "correct".into()],
         rows: vec![
             vec![
-                "Sybil ids".into(),
+                "ids planted near the key".into(),
                 sybil_ids.len().to_string(),
                 flagged_ids.len().to_string(),
                 flagged_ids.intersection(&sybil_ids).count().to_string(),
@@ -328,7 +339,10 @@ pub async fn run(params: &Params, seed: u64, folder: &Path, resume: bool) -> Res
             y_label: "nodes that answered".into(),
             x_log: false,
             y_log: true,
-            series: vec![series(false, "honest and poisoners"), series(true, "planted Sybils")],
+            series: vec![
+                series(false, "honest nodes"),
+                series(true, "planted Sybils and poisoners"),
+            ],
         }],
         tables: vec![table],
     })

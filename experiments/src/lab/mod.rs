@@ -9,9 +9,9 @@ pub mod dht_census;
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use onionlab_crawler::campaign::run::STORE_FILE;
 use onionlab_crawler::krpc::NodeId;
 use onionlab_crawler::observe::Outcome as ProbeOutcome;
-use onionlab_crawler::campaign::run::STORE_FILE;
 use onionlab_crawler::store::{CrawlId, Store, StoreError};
 
 /// The DHT ids that answered in crawl `crawl` of the campaign output folder `folder`.

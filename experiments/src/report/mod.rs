@@ -154,21 +154,23 @@ pub fn write_report(folder: &Path, input: &ReportInput) -> Result<PathBuf, Repor
 /// Reads `folder/results.json` and rewrites `folder/report.html` from it (`onionlab report`);
 /// returns the page's path.
 pub fn rebuild(folder: &Path) -> Result<PathBuf, ReportError> {
-    let path = folder.join(RESULTS_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let saved: SavedResults = serde_json::from_str(&text).map_err(|source| ReportError::Json {
-        path: path.clone(),
-        source,
-    })?;
+    let saved = read_results(folder)?;
     let html = folder.join(REPORT_FILE);
     std::fs::write(&html, render_html(&saved.input())).map_err(|source| ReportError::Io {
         path: html.clone(),
         source,
     })?;
     Ok(html)
+}
+
+/// Reads `folder/results.json`.
+pub fn read_results(folder: &Path) -> Result<SavedResults, ReportError> {
+    let path = folder.join(RESULTS_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| ReportError::Json { path, source })
 }
 
 /// The first number of `input` that JSON cannot hold, with where it is.
