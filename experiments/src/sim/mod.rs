@@ -1,0 +1,79 @@
+//! Seeded simulations of the teaching experiments: pure functions from parameters and a seed to
+//! an [`Outcome`], with no sockets, no clock and no threads, so that the same parameters and
+//! seed give a bit-identical outcome (and so the same report bytes). They own the models and
+//! their figures; they never read or write files, and the analyses they measure with (sessions,
+//! Weibull fits, KS distances) are the crawler's, not copies.
+//!
+//! Each module has a `Params` (read from a campaign file, unknown fields refused, defaults that
+//! run in well under a second) and `run(&Params, seed) -> Outcome`:
+//!
+//! - [`distribution`]: client–server vs P2P file distribution time against
+//!   d_cs = max{NF/u_s, F/d_min} and d_P2P = max{F/u_s, F/d_min, NF/(u_s + Σu_i)}.
+//! - [`piece_selection`]: rarest-first vs random piece selection when the only seed leaves
+//!   early: pieces lost to the swarm and completion (Legout et al., IMC 2006).
+//! - [`search`]: flooding with a TTL vs k random walkers on an unstructured overlay: success
+//!   against messages per query (Lv et al., ICS 2002).
+//! - [`chord`]: Chord lookups with finger tables: path length against ½·log₂N, and lookups when
+//!   nodes fail without repair, by successor-list length (Stoica et al., SIGCOMM 2001).
+//! - [`lifetime_bias`]: a churn process with known Weibull sessions probed periodically; naive
+//!   vs create-based session lengths (Stutzbach and Rejaie, IMC 2006).
+//! - [`graph`]: seeded random graphs (Erdős–Rényi, Barabási–Albert) as adjacency lists.
+
+pub mod distribution;
+
+// The seeded-draw helpers are the Gnutella plan's: an independent stream per purpose of a run
+// (drawing more of one thing leaves the others as they were), a uniform [0, 1) draw and a
+// Fisher–Yates shuffle.
+pub(crate) use crate::gnutella::churn::unit;
+pub(crate) use crate::gnutella::topology::{shuffle, stream};
+
+use thiserror::Error;
+
+use crate::outcome::{Measurement, Published};
+
+/// A measurement, with its published counterpart if `published` is given.
+pub(crate) fn measurement(
+    name: impl Into<String>,
+    label: impl Into<String>,
+    value: f64,
+    unit: &str,
+    published: Option<(f64, &str)>,
+) -> Measurement {
+    Measurement {
+        name: name.into(),
+        label: label.into(),
+        value,
+        unit: unit.to_string(),
+        published: published.map(|(value, source)| Published {
+            value,
+            source: source.to_string(),
+        }),
+    }
+}
+
+/// Why a simulation's parameters were refused.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[error("invalid simulation parameter `{field}`: {reason}")]
+pub struct ParamsError {
+    /// The parameter.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// `Ok` if `ok`, else the error for `field`.
+pub(crate) fn require(ok: bool, field: &'static str, reason: impl Into<String>) -> Result<(), ParamsError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ParamsError {
+            field,
+            reason: reason.into(),
+        })
+    }
+}
+
+/// `x` is finite and > 0.
+pub(crate) fn positive(x: f64) -> bool {
+    x.is_finite() && x > 0.0
+}
