@@ -20,6 +20,7 @@
 //! - [`graph`]: seeded random graphs (Erdős–Rényi, Barabási–Albert) as adjacency lists.
 
 pub mod distribution;
+pub mod piece_selection;
 
 // The seeded-draw helpers are the Gnutella plan's: an independent stream per purpose of a run
 // (drawing more of one thing leaves the others as they were), a uniform [0, 1) draw and a
@@ -48,6 +49,15 @@ pub(crate) fn measurement(
             value,
             source: source.to_string(),
         }),
+    }
+}
+
+/// The mean of `values` (0 for none).
+pub(crate) fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        0.0
+    } else {
+        values.iter().sum::<f64>() / values.len() as f64
     }
 }
 
