@@ -271,7 +271,7 @@ fn random_graph(ups: usize, config: &OverlayConfig, degree: &mut [usize], rng: &
 
 /// Barabási–Albert: a clique of the first `m + 1` ultrapeers, then each next one dials `m`
 /// earlier ones picked with probability proportional to their degree.
-fn preferential_graph(
+pub(crate) fn preferential_graph(
     ups: usize,
     config: &OverlayConfig,
     degree: &mut [usize],

@@ -280,12 +280,8 @@ type Row = (usize, f64, f64, f64, f64);
 fn outcome(params: &Params, seed: u64, rows: &[Row]) -> Outcome {
     let hours = |s: f64| s / 3600.0;
     let excess = |sim: f64, bound: f64| 100.0 * (sim - bound) / bound;
-    let max_excess = |pick: fn(&Row) -> (f64, f64)| {
-        rows.iter()
-            .map(pick)
-            .map(|(s, b)| excess(s, b))
-            .fold(0.0, f64::max)
-    };
+    let max_excess =
+        |pick: fn(&Row) -> (f64, f64)| rows.iter().map(pick).map(|(s, b)| excess(s, b)).fold(0.0, f64::max);
     let below = rows
         .iter()
         .filter(|r| r.1 < r.2 * (1.0 - 1e-9) || r.3 < r.4 * (1.0 - 1e-9))

@@ -20,6 +20,7 @@
 //! - [`graph`]: seeded random graphs (Erdős–Rényi, Barabási–Albert) as adjacency lists.
 
 pub mod distribution;
+pub mod graph;
 pub mod piece_selection;
 
 // The seeded-draw helpers are the Gnutella plan's: an independent stream per purpose of a run
