@@ -22,6 +22,7 @@
 pub mod distribution;
 pub mod graph;
 pub mod piece_selection;
+pub mod search;
 
 // The seeded-draw helpers are the Gnutella plan's: an independent stream per purpose of a run
 // (drawing more of one thing leaves the others as they were), a uniform [0, 1) draw and a
