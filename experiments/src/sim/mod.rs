@@ -19,6 +19,7 @@
 //!   vs create-based session lengths (Stutzbach and Rejaie, IMC 2006).
 //! - [`graph`]: seeded random graphs (Erdős–Rényi, Barabási–Albert) as adjacency lists.
 
+pub mod chord;
 pub mod distribution;
 pub mod graph;
 pub mod piece_selection;
