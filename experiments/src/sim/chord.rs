@@ -62,7 +62,7 @@ impl Params {
     /// Refuses parameters the model cannot run.
     pub fn validate(&self) -> Result<(), ParamsError> {
         require((8..=63).contains(&self.ring_bits), "ring_bits", "must be in 8..=63")?;
-        let fits = |n: usize| n >= 2 && n <= MAX_NODES && (n as u64) <= (1u64 << self.ring_bits.min(63)) / 2;
+        let fits = |n: usize| (2..=MAX_NODES).contains(&n) && (n as u64) <= (1u64 << self.ring_bits.min(63)) / 2;
         require(
             !self.node_counts.is_empty() && self.node_counts.iter().all(|&n| fits(n)),
             "node_counts",

@@ -5,7 +5,9 @@
 //! Weibull fits, KS distances) are the crawler's, not copies.
 //!
 //! Each module has a `Params` (read from a campaign file, unknown fields refused, defaults that
-//! run in well under a second) and `run(&Params, seed) -> Outcome`:
+//! run in well under a second in a debug build), `Params::validate` (a [`ParamsError`] naming
+//! the field; `run` itself never panics or hangs on bad input) and `run(&Params, seed) ->
+//! Outcome`, whose measurement names are stable for campaign checks:
 //!
 //! - [`distribution`]: client–server vs P2P file distribution time against
 //!   d_cs = max{NF/u_s, F/d_min} and d_P2P = max{F/u_s, F/d_min, NF/(u_s + Σu_i)}.
@@ -22,6 +24,7 @@
 pub mod chord;
 pub mod distribution;
 pub mod graph;
+pub mod lifetime_bias;
 pub mod piece_selection;
 pub mod search;
 
@@ -89,4 +92,44 @@ pub(crate) fn require(ok: bool, field: &'static str, reason: impl Into<String>) 
 /// `x` is finite and > 0.
 pub(crate) fn positive(x: f64) -> bool {
     x.is_finite() && x > 0.0
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::outcome::Outcome;
+
+    /// Every value is finite, so `results.json` holds numbers (serde_json writes NaN as null,
+    /// which does not read back) and reads back into the same shape. (Without serde_json's
+    /// `float_roundtrip` feature a float may come back one ulp off, so values are compared to
+    /// a relative 1e-12.)
+    #[test]
+    fn default_outcomes_round_trip_through_json() {
+        let small_search = super::search::Params {
+            nodes: 2000,
+            queries: 50,
+            ..Default::default()
+        };
+        let outcomes = [
+            super::distribution::run(&Default::default(), 1),
+            super::piece_selection::run(&Default::default(), 1),
+            super::search::run(&small_search, 1),
+            super::lifetime_bias::run(&Default::default(), 1),
+        ];
+        for o in outcomes {
+            assert!(o.measurements.iter().all(|m| m.value.is_finite()), "{}", o.experiment);
+            let json = serde_json::to_string(&o).expect("serializes");
+            let back: Outcome = serde_json::from_str(&json).expect("reads back");
+            assert_eq!(back.measurements.len(), o.measurements.len());
+            for (a, b) in back.measurements.iter().zip(&o.measurements) {
+                assert_eq!(a.name, b.name);
+                assert!(
+                    (a.value - b.value).abs() <= 1e-12 * b.value.abs().max(1.0),
+                    "{}",
+                    a.name
+                );
+            }
+            assert_eq!(back.figures.len(), o.figures.len());
+            assert_eq!(back.tables, o.tables);
+        }
+    }
 }
