@@ -13,6 +13,8 @@
 //!   tables), rendered by the report and compared by campaign checks.
 //! - [`report`]: the experiment report (`report.html` with SVG plots, `results.json`) and its
 //!   rebuild (`onionlab report`).
+//! - [`sim`]: seeded, deterministic simulations of the teaching experiments (distribution time,
+//!   piece selection, search, Chord, lifetime bias), each producing an [`outcome::Outcome`].
 #![forbid(unsafe_code)]
 
 pub mod campaign;
@@ -22,5 +24,6 @@ pub mod lab;
 pub mod outcome;
 pub mod perf;
 pub mod report;
+pub mod sim;
 pub mod socks_client;
 pub mod testbed;

@@ -29,7 +29,7 @@ fn weibull(p: &WeibullParams) -> Option<Weibull> {
 }
 
 /// A uniform draw in [0, 1) from 53 random bits.
-fn unit(rng: &mut SplitMix64) -> f64 {
+pub(crate) fn unit(rng: &mut SplitMix64) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 

@@ -81,7 +81,7 @@ pub struct Plan {
 
 /// Independent streams per purpose, so that a change to one (say, more files) leaves the
 /// others (topology) as they were.
-fn stream(seed: u64, purpose: u64) -> SplitMix64 {
+pub(crate) fn stream(seed: u64, purpose: u64) -> SplitMix64 {
     SplitMix64::new(SplitMix64::new(seed ^ purpose.wrapping_mul(0xA24B_AED4_963E_E407)).next_u64())
 }
 
@@ -228,7 +228,7 @@ impl Plan {
     }
 }
 
-fn shuffle<T>(v: &mut [T], rng: &mut SplitMix64) {
+pub(crate) fn shuffle<T>(v: &mut [T], rng: &mut SplitMix64) {
     for i in (1..v.len()).rev() {
         let j = rng.below(i as u64 + 1) as usize;
         v.swap(i, j);
@@ -271,7 +271,7 @@ fn random_graph(ups: usize, config: &OverlayConfig, degree: &mut [usize], rng: &
 
 /// Barabási–Albert: a clique of the first `m + 1` ultrapeers, then each next one dials `m`
 /// earlier ones picked with probability proportional to their degree.
-fn preferential_graph(
+pub(crate) fn preferential_graph(
     ups: usize,
     config: &OverlayConfig,
     degree: &mut [usize],
