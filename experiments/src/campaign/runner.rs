@@ -15,6 +15,7 @@ use super::schema::{Campaign, Experiment};
 use crate::lab::dht_census::{self, CensusError};
 use crate::outcome::Outcome;
 use crate::report::{self, CheckResult, ReportError, ReportInput};
+use crate::sim;
 
 /// How to run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -105,11 +106,15 @@ pub async fn run(
         return finish(campaign, outcome, true);
     }
     let experiment = async {
-        match &campaign.experiment {
-            Experiment::DhtCensus(p) => {
-                Ok::<_, RunError>(dht_census::run(p, campaign.seed, &folder, options.resume).await?)
-            }
-        }
+        let seed = campaign.seed;
+        Ok::<_, RunError>(match &campaign.experiment {
+            Experiment::Distribution(p) => sim::distribution::run(p, seed),
+            Experiment::PieceSelection(p) => sim::piece_selection::run(p, seed),
+            Experiment::Search(p) => sim::search::run(p, seed),
+            Experiment::Chord(p) => sim::chord::run(p, seed),
+            Experiment::LifetimeBias(p) => sim::lifetime_bias::run(p, seed),
+            Experiment::DhtCensus(p) => dht_census::run(p, seed, &folder, options.resume).await?,
+        })
     };
     let outcome = tokio::select! {
         done = experiment => done?,

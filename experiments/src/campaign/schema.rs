@@ -24,6 +24,7 @@ use thiserror::Error;
 
 use super::checks::Check;
 use crate::lab::dht_census;
+use crate::sim::{self, chord, distribution, lifetime_bias, piece_selection, search};
 
 /// Largest campaign file read.
 pub const MAX_CAMPAIGN_LEN: u64 = 1024 * 1024;
@@ -57,6 +58,16 @@ fn one() -> u64 {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Experiment {
+    /// Experiment 1: client–server vs P2P distribution time against the formulas (simulation).
+    Distribution(#[serde(default)] distribution::Params),
+    /// Experiment 2: rarest-first vs random piece selection when the seed leaves early.
+    PieceSelection(#[serde(default)] piece_selection::Params),
+    /// Experiment 4: flooding with a TTL vs random walks on an unstructured overlay.
+    Search(#[serde(default)] search::Params),
+    /// Experiment 6: Chord lookups, path length and successor lists under failures.
+    Chord(#[serde(default)] chord::Params),
+    /// Experiment 7: peer-lifetime measurement bias, naive vs create-based.
+    LifetimeBias(#[serde(default)] lifetime_bias::Params),
     /// Experiment 9: Sybil census and index poisoning on the simulated DHT (loopback).
     DhtCensus(#[serde(default)] dht_census::Params),
 }
@@ -65,7 +76,24 @@ impl Experiment {
     /// The experiment's key, as written in the file.
     pub fn key(&self) -> &'static str {
         match self {
+            Experiment::Distribution(_) => "distribution",
+            Experiment::PieceSelection(_) => "piece_selection",
+            Experiment::Search(_) => "search",
+            Experiment::Chord(_) => "chord",
+            Experiment::LifetimeBias(_) => "lifetime_bias",
             Experiment::DhtCensus(_) => "dht_census",
+        }
+    }
+
+    /// A simulation's parameters, checked (loopback experiments check theirs when they start).
+    fn validate(&self) -> Result<(), sim::ParamsError> {
+        match self {
+            Experiment::Distribution(p) => p.validate(),
+            Experiment::PieceSelection(p) => p.validate(),
+            Experiment::Search(p) => p.validate(),
+            Experiment::Chord(p) => p.validate(),
+            Experiment::LifetimeBias(p) => p.validate(),
+            Experiment::DhtCensus(_) => Ok(()),
         }
     }
 }
@@ -123,6 +151,12 @@ impl Campaign {
         if campaign.name.trim().is_empty() {
             return Err(bad("name".into(), "must not be empty"));
         }
+        if let Err(e) = campaign.experiment.validate() {
+            return Err(bad(
+                format!("experiment.{}.{}", campaign.experiment.key(), e.field),
+                &e.reason,
+            ));
+        }
         for (i, check) in campaign.checks.iter().enumerate() {
             if let Some(problem) = check.problem() {
                 return Err(bad(format!("checks[{i}]"), problem));
@@ -158,7 +192,9 @@ mod tests {
     fn a_campaign_parses_with_defaults() {
         let c = Campaign::parse(OK, "c.yaml").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.seed, 1);
-        let Experiment::DhtCensus(p) = &c.experiment;
+        let Experiment::DhtCensus(p) = &c.experiment else {
+            panic!("{:?}", c.experiment)
+        };
         assert_eq!(p.nodes, 300);
         assert_eq!(p.sybils, dht_census::Params::default().sybils);
         assert_eq!(c.experiment.key(), "dht_census");
