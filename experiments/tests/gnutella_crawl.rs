@@ -161,10 +161,7 @@ async fn a_500_node_overlay_is_mapped_exactly_and_its_adversaries_found() {
         let report = pollution_report(
             &hits,
             &served,
-            &PollutionConfig {
-                max_hits_per_subnet: 3,
-                ..PollutionConfig::default()
-            },
+            &PollutionConfig { max_hits_per_subnet: 3 },
         );
         let mismatched: BTreeSet<SocketAddr> = report.mismatched.iter().map(|f| f.responder).collect();
         let poisoners = truth.addrs_of(Behaviour::Poisoner);
