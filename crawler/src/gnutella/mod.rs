@@ -68,6 +68,7 @@ pub mod crawl;
 mod handshake;
 pub mod leaf;
 mod message;
+pub mod qrp;
 pub mod snapshot;
 #[cfg(test)]
 mod tests;

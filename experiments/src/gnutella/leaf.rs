@@ -10,9 +10,9 @@ use onionlab_crawler::gnutella::{Guid, HitResult, Message, Payload, Query, Query
 
 use super::files::{Library, keywords, sha1_urn};
 use super::node::{Counters, Node, NodeState, SearchHit};
-use super::qrp::RouteTable;
 use super::routing::{ConnId, Origin, Seen, reply_ttl};
 use super::topology::Role;
+use onionlab_crawler::gnutella::qrp::RouteTable;
 
 /// Whether a connection goes on after a descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,7 +14,7 @@
 //!   answer like gtk-gnutella: `Peers:` (ultrapeer neighbours) and `Leaves:`; a leaf answers
 //!   with `Peers:` only (its ultrapeers) and refuses everything else with 503.
 //! - **Leaves** attach to 1–3 ultrapeers and send each a real QRP table (RESET + PATCH,
-//!   uncompressed 4-bit entries, the spec's hash; [`qrp`]); an ultrapeer forwards a query to a
+//!   uncompressed 4-bit entries, the spec's hash; [`onionlab_crawler::gnutella::qrp`]); an ultrapeer forwards a query to a
 //!   leaf only when the leaf's table matches every keyword (or the `urn:sha1`).
 //! - **Routing** ([`routing`]): queries flood among ultrapeers with TTL decrement and hops
 //!   increment, duplicates suppressed by GUID in bounded, expiring tables (a copy with more TTL
@@ -62,7 +62,6 @@ pub mod files;
 mod leaf;
 mod node;
 mod overlay;
-pub mod qrp;
 pub mod routing;
 mod servent;
 pub mod topology;

@@ -16,9 +16,9 @@ use tokio::sync::mpsc;
 
 use super::config::OverlayConfig;
 use super::files::Library;
-use super::qrp::RouteTableReceiver;
 use super::routing::{ConnId, GuidTable, reply_ttl};
 use super::topology::{Behaviour, PlannedNode, Role};
+use onionlab_crawler::gnutella::qrp::RouteTableReceiver;
 
 /// What goes into a connection's queue.
 #[derive(Debug)]

@@ -12,9 +12,9 @@ use onionlab_crawler::gnutella::{CrawlerReply, Handshake, Headers, Message, Payl
 use super::files::{keywords, sha1_urn};
 use super::leaf::Handled;
 use super::node::{Counters, Node, NodeState};
-use super::qrp::QRP_KIND;
 use super::routing::{ConnId, Origin, Seen, flood_query, forward_reply};
 use super::topology::Role;
+use onionlab_crawler::gnutella::qrp::QRP_KIND;
 
 /// What to do with an incoming handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

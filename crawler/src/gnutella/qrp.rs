@@ -14,7 +14,7 @@
 //! (compressor 0, allowed by the spec) and refuse zlib ones (nobody here sends them). A query
 //! is forwarded to a leaf only when every keyword of it (or its `urn:sha1`) hits a present slot.
 
-use onionlab_crawler::gnutella::{Guid, Message, Payload};
+use super::{Guid, Message, Payload};
 use thiserror::Error;
 
 /// The QRP descriptor type.
@@ -298,7 +298,7 @@ mod tests {
             let mut rx = RouteTableReceiver::new();
             for m in table.messages(nth_guid()) {
                 let bytes = m.encode().unwrap();
-                let (decoded, _) = onionlab_crawler::gnutella::decode_message(&bytes).unwrap().unwrap();
+                let (decoded, _) = crate::gnutella::decode_message(&bytes).unwrap().unwrap();
                 let Payload::Unknown {
                     kind: QRP_KIND,
                     payload,
@@ -335,5 +335,46 @@ mod tests {
         assert_eq!(rx.apply(&[1, 1, 1, 0, 4, 0, 0, 0]), Err(QrpError::Overflow));
         rx.apply(&[1, 1, 1, 0, 8, 0xfa, 0, 0, 0]).unwrap();
         assert_eq!(rx.table().unwrap().present(), 1);
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn payload(m: &Message) -> Vec<u8> {
+            match &m.payload {
+                Payload::Unknown { payload, .. } => payload.clone(),
+                other => panic!("not a QRP payload: {other:?}"),
+            }
+        }
+
+        proptest! {
+            /// Whatever bytes arrive, applying them is an error or a table, never a panic, and
+            /// a RESET never allocates more than MAX_TABLE_SLOTS.
+            #[test]
+            fn apply_never_panics(messages in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..8)) {
+                let mut rx = RouteTableReceiver::new();
+                for m in &messages {
+                    let _ = rx.apply(m);
+                }
+                if let Some(t) = rx.table() {
+                    prop_assert!(t.slots.len() as u32 <= MAX_TABLE_SLOTS);
+                }
+            }
+
+            /// The RESET and PATCH messages of a table rebuild exactly that table.
+            #[test]
+            fn messages_rebuild_the_table(bits in 8u8..=14, words in proptest::collection::vec("[a-z]{1,8}", 0..40)) {
+                let table = RouteTable::of_words(bits, words.iter().map(String::as_str));
+                let mut rx = RouteTableReceiver::new();
+                for m in table.messages(|| Guid([7; 16])) {
+                    prop_assert!(rx.apply(&payload(&m)).is_ok());
+                }
+                prop_assert_eq!(rx.table(), Some(&table));
+                for w in &words {
+                    prop_assert!(rx.table().is_some_and(|t| t.contains(w)));
+                }
+            }
+        }
     }
 }
