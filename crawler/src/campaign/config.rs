@@ -344,16 +344,36 @@ pub enum CampaignError {
     },
 }
 
+/// Read a campaign file of at most [`MAX_CAMPAIGN_LEN`] bytes (the size is checked before
+/// reading). Shared with the experiment campaigns of `onionlab run`.
+pub fn read_campaign_text(path: &Path) -> Result<String, CampaignError> {
+    let shown = path.display().to_string();
+    let read_err = |source| CampaignError::Read {
+        path: shown.clone(),
+        source,
+    };
+    if std::fs::metadata(path).map_err(read_err)?.len() > MAX_CAMPAIGN_LEN {
+        return Err(CampaignError::TooLarge(shown));
+    }
+    std::fs::read_to_string(path).map_err(read_err)
+}
+
+/// Parse YAML of at most [`MAX_CAMPAIGN_LEN`] bytes into `T` with serde-saphyr's budgets
+/// against hostile input; errors name the line and column. `origin` names the text in errors.
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(yaml: &str, origin: &str) -> Result<T, CampaignError> {
+    if yaml.len() as u64 > MAX_CAMPAIGN_LEN {
+        return Err(CampaignError::TooLarge(origin.to_owned()));
+    }
+    serde_saphyr::from_str(yaml).map_err(|e| CampaignError::Invalid {
+        path: origin.to_owned(),
+        message: e.to_string(),
+    })
+}
+
 impl Campaign {
     /// Parse campaign text; `origin` names it in errors.
     pub fn parse(yaml: &str, origin: &str) -> Result<Campaign, CampaignError> {
-        if yaml.len() as u64 > MAX_CAMPAIGN_LEN {
-            return Err(CampaignError::TooLarge(origin.to_owned()));
-        }
-        let mut campaign: Campaign = serde_saphyr::from_str(yaml).map_err(|e| CampaignError::Invalid {
-            path: origin.to_owned(),
-            message: e.to_string(),
-        })?;
+        let mut campaign: Campaign = parse_yaml(yaml, origin)?;
         yaml.clone_into(&mut campaign.source);
         campaign.validate(origin)?;
         Ok(campaign)
@@ -361,17 +381,8 @@ impl Campaign {
 
     /// Read and parse a campaign file; relative paths in it are made relative to its folder.
     pub fn load(path: &Path) -> Result<Campaign, CampaignError> {
-        let shown = path.display().to_string();
-        let read_err = |source| CampaignError::Read {
-            path: shown.clone(),
-            source,
-        };
-        let len = std::fs::metadata(path).map_err(read_err)?.len();
-        if len > MAX_CAMPAIGN_LEN {
-            return Err(CampaignError::TooLarge(shown));
-        }
-        let text = std::fs::read_to_string(path).map_err(read_err)?;
-        let mut campaign = Campaign::parse(&text, &shown)?;
+        let text = read_campaign_text(path)?;
+        let mut campaign = Campaign::parse(&text, &path.display().to_string())?;
         let base = path.parent().unwrap_or(Path::new("."));
         campaign.output = base.join(&campaign.output);
         for t in &mut campaign.targets.torrents {

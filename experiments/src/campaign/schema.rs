@@ -15,19 +15,18 @@
 //! The testbed an experiment needs (a simulated DHT, a Gnutella overlay, an onion network) is
 //! described by that experiment's parameters and started by it, not by a separate section.
 //! Unknown fields are refused; syntax and type errors name the line and column; checks across
-//! fields name the field.
+//! fields name the field. Reading and parsing are the crawler campaigns' ([`parse_yaml`],
+//! [`read_campaign_text`]), errors too ([`CampaignError`]).
 
 use std::path::{Path, PathBuf};
 
+pub use onionlab_crawler::campaign::CampaignError;
+use onionlab_crawler::campaign::config::{parse_yaml, read_campaign_text};
 use serde::Deserialize;
-use thiserror::Error;
 
 use super::checks::Check;
 use crate::lab::dht_census;
 use crate::sim::{self, chord, distribution, lifetime_bias, piece_selection, search};
-
-/// Largest campaign file read.
-pub const MAX_CAMPAIGN_LEN: u64 = 1024 * 1024;
 
 /// An experiment campaign.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -98,51 +97,10 @@ impl Experiment {
     }
 }
 
-/// Why a campaign file cannot be used.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum CampaignError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// The file is larger than [`MAX_CAMPAIGN_LEN`].
-    #[error("{0} is larger than 1 MiB; is it really a campaign file?")]
-    TooLarge(String),
-    /// Not YAML, or not the campaign schema (the message has the line and column).
-    #[error("{path}: {message}")]
-    Invalid {
-        /// The file.
-        path: String,
-        /// The parser's message, with the location and a snippet.
-        message: String,
-    },
-    /// Fields that do not fit together.
-    #[error("{path}: {field}: {message}")]
-    Inconsistent {
-        /// The file.
-        path: String,
-        /// The field concerned.
-        field: String,
-        /// What is wrong.
-        message: String,
-    },
-}
-
 impl Campaign {
     /// Parse campaign text; `origin` names it in errors.
     pub fn parse(yaml: &str, origin: &str) -> Result<Campaign, CampaignError> {
-        if yaml.len() as u64 > MAX_CAMPAIGN_LEN {
-            return Err(CampaignError::TooLarge(origin.to_owned()));
-        }
-        let campaign: Campaign = serde_saphyr::from_str(yaml).map_err(|e| CampaignError::Invalid {
-            path: origin.to_owned(),
-            message: e.to_string(),
-        })?;
+        let campaign: Campaign = parse_yaml(yaml, origin)?;
         let bad = |field: String, message: &str| CampaignError::Inconsistent {
             path: origin.to_owned(),
             field,
@@ -167,16 +125,8 @@ impl Campaign {
 
     /// Read and parse a campaign file; its output folder is made relative to the file's folder.
     pub fn load(path: &Path) -> Result<Campaign, CampaignError> {
-        let shown = path.display().to_string();
-        let read_err = |source| CampaignError::Read {
-            path: shown.clone(),
-            source,
-        };
-        if std::fs::metadata(path).map_err(read_err)?.len() > MAX_CAMPAIGN_LEN {
-            return Err(CampaignError::TooLarge(shown));
-        }
-        let text = std::fs::read_to_string(path).map_err(read_err)?;
-        let mut campaign = Campaign::parse(&text, &shown)?;
+        let text = read_campaign_text(path)?;
+        let mut campaign = Campaign::parse(&text, &path.display().to_string())?;
         campaign.output = path.parent().unwrap_or(Path::new(".")).join(&campaign.output);
         Ok(campaign)
     }
