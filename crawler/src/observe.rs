@@ -103,6 +103,18 @@ impl ProbeKind {
         }
     }
 
+    /// A KRPC query of the Mainline DHT.
+    pub fn is_dht(self) -> bool {
+        matches!(
+            self,
+            ProbeKind::DhtPing
+                | ProbeKind::DhtFindNode
+                | ProbeKind::DhtGetPeers
+                | ProbeKind::DhtAnnounce
+                | ProbeKind::DhtSampleInfohashes
+        )
+    }
+
     /// The kind named `name` by [`ProbeKind::as_str`].
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == name)

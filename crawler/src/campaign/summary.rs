@@ -207,21 +207,10 @@ fn mean(xs: &[f64]) -> Option<f64> {
     (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
 }
 
-fn is_dht(kind: ProbeKind) -> bool {
-    matches!(
-        kind,
-        ProbeKind::DhtPing
-            | ProbeKind::DhtFindNode
-            | ProbeKind::DhtGetPeers
-            | ProbeKind::DhtAnnounce
-            | ProbeKind::DhtSampleInfohashes
-    )
-}
-
 fn dht_sightings(visits: &[Visit], origin: Micros) -> Vec<NodeSighting> {
     visits
         .iter()
-        .filter(|v| is_dht(v.probe) && v.outcome == Outcome::Ok)
+        .filter(|v| v.probe.is_dht() && v.outcome == Outcome::Ok)
         .filter_map(|v| {
             Some(NodeSighting {
                 id: NodeId(v.remote_id?),

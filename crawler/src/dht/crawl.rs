@@ -157,7 +157,7 @@ impl Resume {
         let mut sighted: BTreeMap<SocketAddr, Option<NodeId>> = BTreeMap::new();
         for row in rows {
             match row {
-                Observation::Visit(v) if is_dht(v.probe) => {
+                Observation::Visit(v) if v.probe.is_dht() => {
                     let Some(addr) = v.addr else { continue };
                     if v.outcome.is_retryable() {
                         sighted.entry(addr).or_insert(None);
@@ -199,17 +199,6 @@ impl Resume {
         resume.frontier.dedup_by_key(|(a, _)| *a);
         resume
     }
-}
-
-fn is_dht(kind: ProbeKind) -> bool {
-    matches!(
-        kind,
-        ProbeKind::DhtPing
-            | ProbeKind::DhtFindNode
-            | ProbeKind::DhtGetPeers
-            | ProbeKind::DhtAnnounce
-            | ProbeKind::DhtSampleInfohashes
-    )
 }
 
 /// What became of a node.

@@ -20,7 +20,7 @@ pub(crate) fn answered_ids(folder: &Path, crawl: CrawlId) -> Result<BTreeSet<Nod
     Ok(store
         .visits(crawl)?
         .into_iter()
-        .filter(|v| v.outcome == ProbeOutcome::Ok && v.probe.as_str().starts_with("dht_"))
+        .filter(|v| v.outcome == ProbeOutcome::Ok && v.probe.is_dht())
         .filter_map(|v| v.remote_id.map(NodeId))
         .collect())
 }
