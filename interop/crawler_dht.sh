@@ -112,8 +112,8 @@ if [[ -n ${CRAWL_BIN:-} ]]; then
   BIN=$CRAWL_BIN
 else
   log "building onionlab-crawl"
-  cargo build -p onionlab-crawler --bin onionlab-crawl
-  BIN=${CARGO_TARGET_DIR:-target}/debug/onionlab-crawl
+  source "$ROOT/interop/lib.sh"
+  BIN=$(workspace_bin onionlab-crawl)
 fi
 [[ $BIN = /* ]] || BIN=$ROOT/$BIN
 [[ -x $BIN ]] || { log "no binary at $BIN"; exit 1; }

@@ -135,8 +135,8 @@ if [[ -n ${ONIONLAB_CRAWL:-} ]]; then
   BIN=$ONIONLAB_CRAWL
 else
   log "building onionlab-crawl"
-  (cd "$ROOT" && cargo build -q -p onionlab-crawler --bin onionlab-crawl)
-  BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/onionlab-crawl
+  source "$ROOT/interop/lib.sh"
+  BIN=$(workspace_bin onionlab-crawl)
 fi
 [[ -x $BIN ]] || { echo "FAIL setup: $BIN is not executable"; exit 1; }
 log "crawler: $BIN"

@@ -35,8 +35,8 @@ if ! command -v chromium >/dev/null; then
 fi
 
 log "building onionlab"
-cargo build -q -p onionlab-experiments --bin onionlab
-ONIONLAB=${CARGO_TARGET_DIR:-$ROOT/target}/debug/onionlab
+source "$ROOT/interop/lib.sh"
+ONIONLAB=$(workspace_bin onionlab)
 
 mkdir -p "$WORK/run"
 cp "$FIXTURE" "$WORK/run/results.json"

@@ -102,9 +102,8 @@ log "$(curl --version | head -n 1 | cut -d' ' -f1-2); $(chromium --version 2>/de
 
 # 2. The binary.
 log "building onionlab"
-cargo build -p onionlab-experiments --bin onionlab
-BIN=${CARGO_TARGET_DIR:-target}/debug/onionlab
-[[ $BIN = /* ]] || BIN=$ROOT/$BIN
+source "$ROOT/interop/lib.sh"
+BIN=$(workspace_bin onionlab)
 [[ -x $BIN ]] || { log "no binary at $BIN"; exit 1; }
 
 # 3. A private network namespace with only loopback, and the testbed inside it.

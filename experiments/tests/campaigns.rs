@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use onionlab_experiments::campaign::{Campaign, Experiment, RunOptions, run};
+use onionlab_experiments::campaign::{Campaign, RunOptions, run};
 
 fn campaign_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns");
@@ -20,7 +20,7 @@ fn campaign_files() -> Vec<PathBuf> {
 }
 
 fn is_simulation(c: &Campaign) -> bool {
-    !matches!(c.experiment, Experiment::DhtCensus(_))
+    !c.experiment.is_loopback()
 }
 
 #[tokio::test]

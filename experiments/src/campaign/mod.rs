@@ -5,6 +5,7 @@
 //! - [`schema`]: the campaign file, parsed with line/column errors, unknown fields refused,
 //!   hostile YAML refused within limits.
 //! - [`checks`]: expected values with tolerances, compared against an outcome's measurements.
+//! - [`progress`]: the progress line long experiments report their stages and steps to.
 //! - [`runner`]: runs the experiment, evaluates the checks, writes `results.json` and
 //!   `report.html`; a finished run is kept, so `--resume` after Ctrl-C skips nothing twice.
 //!
@@ -12,9 +13,11 @@
 //! experiments here that crawl a testbed run such a campaign through its library.
 
 pub mod checks;
+pub mod progress;
 pub mod runner;
 pub mod schema;
 
 pub use checks::{Check, Tolerance};
+pub use progress::Progress;
 pub use runner::{RunOptions, run};
 pub use schema::{Campaign, CampaignError, Experiment};

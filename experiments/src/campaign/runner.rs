@@ -11,8 +11,11 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+use super::progress::Progress;
 use super::schema::{Campaign, Experiment};
 use crate::lab::dht_census::{self, CensusError};
+use crate::lab::onionperf::{self, OnionPerfError};
+use crate::lab::robustness::{self, RobustnessError};
 use crate::outcome::Outcome;
 use crate::report::{self, CheckResult, ReportError, ReportInput};
 use crate::sim;
@@ -59,6 +62,12 @@ pub enum RunError {
     /// The DHT census failed.
     #[error(transparent)]
     Census(#[from] CensusError),
+    /// The robustness experiment failed.
+    #[error(transparent)]
+    Robustness(#[from] RobustnessError),
+    /// The OnionPerf experiment failed.
+    #[error(transparent)]
+    OnionPerf(#[from] OnionPerfError),
     /// The report could not be written or read back.
     #[error(transparent)]
     Report(#[from] ReportError),
@@ -105,15 +114,19 @@ pub async fn run(
         let outcome = outcome.clone();
         return finish(campaign, outcome, true);
     }
+    let progress = Progress::new(&campaign.name);
+    progress.stage(campaign.experiment.key());
     let experiment = async {
         let seed = campaign.seed;
         Ok::<_, RunError>(match &campaign.experiment {
             Experiment::Distribution(p) => sim::distribution::run(p, seed),
             Experiment::PieceSelection(p) => sim::piece_selection::run(p, seed),
             Experiment::Search(p) => sim::search::run(p, seed),
+            Experiment::Robustness(p) => robustness::run(p, seed, &progress).await?,
             Experiment::Chord(p) => sim::chord::run(p, seed),
             Experiment::LifetimeBias(p) => sim::lifetime_bias::run(p, seed),
-            Experiment::DhtCensus(p) => dht_census::run(p, seed, &folder, options.resume).await?,
+            Experiment::DhtCensus(p) => dht_census::run(p, seed, &folder, options.resume, &progress).await?,
+            Experiment::Onionperf(p) => onionperf::run(p, seed, &progress).await?,
         })
     };
     let outcome = tokio::select! {

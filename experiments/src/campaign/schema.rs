@@ -25,7 +25,7 @@ use onionlab_crawler::campaign::config::{parse_yaml, read_campaign_text};
 use serde::Deserialize;
 
 use super::checks::Check;
-use crate::lab::dht_census;
+use crate::lab::{dht_census, onionperf, robustness};
 use crate::sim::{self, chord, distribution, lifetime_bias, piece_selection, search};
 
 /// An experiment campaign.
@@ -63,12 +63,16 @@ pub enum Experiment {
     PieceSelection(#[serde(default)] piece_selection::Params),
     /// Experiment 4: flooding with a TTL vs random walks on an unstructured overlay.
     Search(#[serde(default)] search::Params),
+    /// Experiment 5: random failure vs targeted attack on random, scale-free and crawled graphs.
+    Robustness(#[serde(default)] robustness::Params),
     /// Experiment 6: Chord lookups, path length and successor lists under failures.
     Chord(#[serde(default)] chord::Params),
     /// Experiment 7: peer-lifetime measurement bias, naive vs create-based.
     LifetimeBias(#[serde(default)] lifetime_bias::Params),
     /// Experiment 9: Sybil census and index poisoning on the simulated DHT (loopback).
     DhtCensus(#[serde(default)] dht_census::Params),
+    /// Experiment 10: OnionPerf-style timings through the onion testbed (loopback).
+    Onionperf(#[serde(default)] onionperf::Params),
 }
 
 impl Experiment {
@@ -78,10 +82,21 @@ impl Experiment {
             Experiment::Distribution(_) => "distribution",
             Experiment::PieceSelection(_) => "piece_selection",
             Experiment::Search(_) => "search",
+            Experiment::Robustness(_) => "robustness",
             Experiment::Chord(_) => "chord",
             Experiment::LifetimeBias(_) => "lifetime_bias",
             Experiment::DhtCensus(_) => "dht_census",
+            Experiment::Onionperf(_) => "onionperf",
         }
+    }
+
+    /// Whether it starts a testbed on loopback (real sockets; not byte-deterministic, and run by
+    /// `.ci/run` through the binary rather than in the test suite).
+    pub fn is_loopback(&self) -> bool {
+        matches!(
+            self,
+            Experiment::DhtCensus(_) | Experiment::Robustness(_) | Experiment::Onionperf(_)
+        )
     }
 
     /// A simulation's parameters, checked (loopback experiments check theirs when they start).
@@ -90,9 +105,11 @@ impl Experiment {
             Experiment::Distribution(p) => p.validate(),
             Experiment::PieceSelection(p) => p.validate(),
             Experiment::Search(p) => p.validate(),
+            Experiment::Robustness(p) => p.validate(),
             Experiment::Chord(p) => p.validate(),
             Experiment::LifetimeBias(p) => p.validate(),
             Experiment::DhtCensus(_) => Ok(()),
+            Experiment::Onionperf(p) => p.validate(),
         }
     }
 }

@@ -28,6 +28,7 @@ use onionlab_crawler::store::StoreError;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::campaign::Progress;
 use crate::outcome::{Figure, Measurement, Outcome, Published, Series, SeriesStyle, Table};
 
 /// The census' parameters.
@@ -114,7 +115,14 @@ pub enum CensusError {
 
 /// Run the census, recording into `folder/crawl/` (the crawler campaign's output folder); with
 /// `resume`, an interrupted crawl there is continued for the time it had left.
-pub async fn run(params: &Params, seed: u64, folder: &Path, resume: bool) -> Result<Outcome, CensusError> {
+pub async fn run(
+    params: &Params,
+    seed: u64,
+    folder: &Path,
+    resume: bool,
+    progress: &Progress,
+) -> Result<Outcome, CensusError> {
+    progress.stage(&format!("starting {} simulated DHT nodes", params.nodes));
     let target = InfoHash(SplitMix64::new(seed ^ 0x7a76_6574).node_id().0);
     let net = SimNetwork::start(SimConfig {
         nodes: params.nodes,
@@ -187,6 +195,7 @@ pub async fn run(params: &Params, seed: u64, folder: &Path, resume: bool) -> Res
         Err(RunError::NothingToResume { .. }) => CampaignRun::prepare(crawl, false),
         other => other,
     }?;
+    progress.stage(&format!("crawling for {:?}", params.duration));
     let outcome = prepared.run(std::future::pending()).await?;
     let summary = &outcome.summary;
 

@@ -3,8 +3,13 @@
 //! against the testbed's ground truth. Each returns an [`Outcome`](crate::outcome::Outcome).
 //!
 //! - [`dht_census`]: experiment 9, Sybils and index poisoning on the simulated DHT.
+//! - [`onionperf`]: experiment 10, OnionPerf-style timings through the onion testbed.
+//! - [`robustness`]: experiment 5, random failure vs attack on random, scale-free and crawled
+//!   Gnutella graphs.
 
 pub mod dht_census;
+pub mod onionperf;
+pub mod robustness;
 
 use std::collections::BTreeSet;
 use std::path::Path;

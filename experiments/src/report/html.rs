@@ -39,7 +39,9 @@ pub fn render_html(input: &ReportInput) -> String {
     let _ = writeln!(page, "<header>\n<h1>{title}</h1>");
     paragraphs(&mut page, input.description);
     let seed = match input.seed {
-        Some(seed) => format!("Seed: <code>{seed}</code> (the same seed gives the same report)."),
+        Some(seed) => format!(
+            "Seed: <code>{seed}</code> (a simulation gives the same report for the same seed; a loopback testbed is drawn from it, while what its sockets measure varies from run to run)."
+        ),
         None => "No seed: this run measured real sockets, so another run gives other numbers.".into(),
     };
     let _ = writeln!(page, "<p class=\"meta\">{seed}</p>\n</header>");
