@@ -267,6 +267,13 @@ fn outcome(params: &Params, results: &[(u64, Vec<Timing>, Vec<Timing>)], builds:
         ]);
     }
     measurements.push(measurement(
+        "circuits_built",
+        "circuits the client built during the run (preemptive ones included)",
+        builds.len() as f64,
+        "",
+        None,
+    ));
+    measurements.push(measurement(
         "circuit_build_median_s",
         "circuit build time, median",
         quantile(builds.iter().copied(), 0.5),
