@@ -121,6 +121,7 @@ pub async fn run(
         Ok::<_, RunError>(match &campaign.experiment {
             Experiment::Distribution(p) => sim::distribution::run(p, seed),
             Experiment::PieceSelection(p) => sim::piece_selection::run(p, seed),
+            Experiment::Choking(p) => sim::choking::run(p, seed),
             Experiment::Search(p) => sim::search::run(p, seed),
             Experiment::Robustness(p) => robustness::run(p, seed, &progress).await?,
             Experiment::Chord(p) => sim::chord::run(p, seed),

@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use super::checks::Check;
 use crate::lab::{dht_census, onionperf, robustness};
-use crate::sim::{self, chord, distribution, lifetime_bias, piece_selection, search};
+use crate::sim::{self, choking, chord, distribution, lifetime_bias, piece_selection, search};
 
 /// An experiment campaign.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -61,6 +61,8 @@ pub enum Experiment {
     Distribution(#[serde(default)] distribution::Params),
     /// Experiment 2: rarest-first vs random piece selection when the seed leaves early.
     PieceSelection(#[serde(default)] piece_selection::Params),
+    /// Experiment 3: tit-for-tat vs free riders, BitTyrant, PropShare and Sybils (simulation).
+    Choking(#[serde(default)] choking::Params),
     /// Experiment 4: flooding with a TTL vs random walks on an unstructured overlay.
     Search(#[serde(default)] search::Params),
     /// Experiment 5: random failure vs targeted attack on random, scale-free and crawled graphs.
@@ -81,6 +83,7 @@ impl Experiment {
         match self {
             Experiment::Distribution(_) => "distribution",
             Experiment::PieceSelection(_) => "piece_selection",
+            Experiment::Choking(_) => "choking",
             Experiment::Search(_) => "search",
             Experiment::Robustness(_) => "robustness",
             Experiment::Chord(_) => "chord",
@@ -104,6 +107,7 @@ impl Experiment {
         match self {
             Experiment::Distribution(p) => p.validate(),
             Experiment::PieceSelection(p) => p.validate(),
+            Experiment::Choking(p) => p.validate(),
             Experiment::Search(p) => p.validate(),
             Experiment::Robustness(p) => p.validate(),
             Experiment::Chord(p) => p.validate(),

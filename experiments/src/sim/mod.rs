@@ -13,6 +13,9 @@
 //!   d_cs = max{NF/u_s, F/d_min} and d_P2P = max{F/u_s, F/d_min, NF/(u_s + Σu_i)}.
 //! - [`piece_selection`]: rarest-first vs random piece selection when the only seed leaves
 //!   early: pieces lost to the swarm and completion (Legout et al., IMC 2006).
+//! - [`choking`]: tit-for-tat against its gamers in a steady-state swarm: BitThief's large-view
+//!   free riding, BitTyrant's strategic unchoker, PropShare and Sybil splitting (Locher et al.,
+//!   HotNets 2006; Piatek et al., NSDI 2007; Levin et al., SIGCOMM 2008).
 //! - [`search`]: flooding with a TTL vs k random walkers on an unstructured overlay: success
 //!   against messages per query (Lv et al., ICS 2002).
 //! - [`chord`]: Chord lookups with finger tables: path length against ½·log₂N, and lookups when
@@ -21,6 +24,7 @@
 //!   vs create-based session lengths (Stutzbach and Rejaie, IMC 2006).
 //! - [`graph`]: seeded random graphs (Erdős–Rényi, Barabási–Albert) as adjacency lists.
 
+pub mod choking;
 pub mod chord;
 pub mod distribution;
 pub mod graph;
@@ -64,6 +68,17 @@ pub(crate) fn mean(values: &[f64]) -> f64 {
         0.0
     } else {
         values.iter().sum::<f64>() / values.len() as f64
+    }
+}
+
+/// The median of `values` (0 for none; the mean of the middle two for an even count).
+pub(crate) fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
     }
 }
 
@@ -114,6 +129,7 @@ mod tests {
             super::piece_selection::run(&Default::default(), 1),
             super::search::run(&small_search, 1),
             super::lifetime_bias::run(&Default::default(), 1),
+            super::choking::run(&Default::default(), 1),
         ];
         for o in outcomes {
             assert!(o.measurements.iter().all(|m| m.value.is_finite()), "{}", o.experiment);
