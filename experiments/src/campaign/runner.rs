@@ -13,6 +13,7 @@ use thiserror::Error;
 
 use super::schema::{Campaign, Experiment};
 use crate::lab::dht_census::{self, CensusError};
+use crate::lab::onion_sybil::{self, SybilRelaysError};
 use crate::outcome::Outcome;
 use crate::report::{self, CheckResult, ReportError, ReportInput};
 use crate::sim;
@@ -59,6 +60,9 @@ pub enum RunError {
     /// The DHT census failed.
     #[error(transparent)]
     Census(#[from] CensusError),
+    /// The onion Sybil-relay experiment failed.
+    #[error(transparent)]
+    SybilRelays(#[from] SybilRelaysError),
     /// The report could not be written or read back.
     #[error(transparent)]
     Report(#[from] ReportError),
@@ -113,6 +117,7 @@ pub async fn run(
             Experiment::Search(p) => sim::search::run(p, seed),
             Experiment::Chord(p) => sim::chord::run(p, seed),
             Experiment::LifetimeBias(p) => sim::lifetime_bias::run(p, seed),
+            Experiment::OnionSybil(p) => onion_sybil::run(p).await?,
             Experiment::DhtCensus(p) => dht_census::run(p, seed, &folder, options.resume).await?,
         })
     };

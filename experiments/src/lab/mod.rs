@@ -2,9 +2,12 @@
 //! DHT, the Gnutella overlay, the onion network), a real crawl or real circuits, and a score
 //! against the testbed's ground truth. Each returns an [`Outcome`](crate::outcome::Outcome).
 //!
+//! - [`onion_sybil`]: experiment 8, Sybil relays in the onion network: circuits whose entry
+//!   and exit are both the adversary's, against c², with and without guards and the per-IP cap.
 //! - [`dht_census`]: experiment 9, Sybils and index poisoning on the simulated DHT.
 
 pub mod dht_census;
+pub mod onion_sybil;
 
 use std::collections::BTreeSet;
 use std::path::Path;
