@@ -5,7 +5,7 @@ use crate::config::ClientConfig;
 use crate::consensus_cache::ConsensusCache;
 use crate::exit_request::ExitRequests;
 use crate::guard::{GuardParams, Guards};
-use crate::pool::{CircuitInfo, CircuitPool};
+use crate::pool::{CircuitInfo, CircuitPool, EntryChoice};
 use onionlab_link::channel::ChannelConnector;
 use onionlab_link::origin::EntryLinks;
 use onionlab_proto::consensus::Consensus;
@@ -85,6 +85,11 @@ impl Client {
             rx.clone(),
             EntryLinks::new(ChannelConnector::new(onionlab_link::tls::client_config()?)),
             Guards::load(&config.data_dir, GuardParams::default()),
+            if config.use_entry_guards {
+                EntryChoice::Guards
+            } else {
+                EntryChoice::PerCircuit
+            },
             PathRules {
                 enforce_distinct_subnets: config.enforce_distinct_subnets,
             },

@@ -8,6 +8,7 @@
 //!   - address: 127.0.9.1:7000
 //!     identity: 64 hex digits
 //! enforce_distinct_subnets: true     # no two relays of a path in one /16
+//! use_entry_guards: true             # enter through the persisted guards (false: a fresh entry per circuit)
 //! circuit_max_dirtiness_secs: 600    # new streams stop using a circuit this long after its first
 //! stream_timeout_secs: 15            # wait for CONNECTED (or RESOLVED) before retrying / failing
 //! circuit_build_timeout_secs: 30     # the most a build may take; less once build times are learned
@@ -37,6 +38,11 @@ pub struct ClientConfig {
     /// Refuse two relays of a path in one IPv4 /16.
     #[serde(default = "default_true")]
     pub enforce_distinct_subnets: bool,
+    /// Enter the network through the persisted guards (Tor's `UseEntryGuards`). Off, each
+    /// circuit's first hop is drawn afresh, bandwidth-weighted, from the Guard relays: over
+    /// many circuits a client then meets every hostile entry eventually. For experiments.
+    #[serde(default = "default_true")]
+    pub use_entry_guards: bool,
     /// Seconds a circuit takes new streams after its first one.
     #[serde(default = "default_dirtiness")]
     pub circuit_max_dirtiness_secs: u64,
@@ -83,6 +89,7 @@ impl ClientConfig {
             data_dir,
             authorities,
             enforce_distinct_subnets: true,
+            use_entry_guards: true,
             circuit_max_dirtiness_secs: default_dirtiness(),
             stream_timeout_secs: default_stream_timeout(),
             circuit_build_timeout_secs: default_build_timeout(),

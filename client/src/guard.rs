@@ -19,9 +19,9 @@
 //! [`GuardSet`] holds the rules without I/O (time is passed in); [`Guards`] persists it.
 //! Reachability is not persisted: after a restart every guard gets a fresh chance.
 
-use onionlab_proto::consensus::{Consensus, ConsensusRelay, Flags};
+use onionlab_proto::consensus::{Consensus, ConsensusRelay};
 use onionlab_proto::keys::{IdentityBytes, fingerprint, parse_fingerprint};
-use onionlab_proto::path::{PathError, weighted_choice};
+use onionlab_proto::path::{PathError, usable_guard, weighted_choice};
 use onionlab_proto::random::{RandomSource, ThreadRandom};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -85,11 +85,6 @@ pub struct GuardSet {
     guards: Vec<Guard>,
     params: GuardParams,
     changed: bool,
-}
-
-/// Listed as Running, Valid and Guard: may be an entry.
-fn usable_guard(r: &ConsensusRelay) -> bool {
-    r.flags.contains(Flags::RUNNING) && r.flags.contains(Flags::VALID) && r.flags.contains(Flags::GUARD)
 }
 
 impl GuardSet {
@@ -366,6 +361,7 @@ fn read_state(path: &Path) -> Result<Option<State>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use onionlab_proto::consensus::Flags;
     use onionlab_proto::exit_policy::ExitPolicy;
 
     const NOW: u64 = 1_800_000_000;

@@ -13,6 +13,8 @@
 //! abandoned and retried on a new path, at most [`MAX_BUILD_ATTEMPTS`] times. A failed link
 //! or CREATE2 marks the guard unreachable, so the retry goes through the next primary guard;
 //! a middle or exit that could not be reached is left out of that circuit's further attempts.
+//! Without guards ([`EntryChoice::PerCircuit`], Tor's `UseEntryGuards 0`), each circuit draws
+//! its first hop from the consensus like the others, and an unreachable one is left out too.
 //!
 //! Circuits ahead of demand ([`CircuitPool::keep_preemptive`]): for each configured port (80
 //! and 443 by default), the default isolation group keeps at least one clean circuit whose
@@ -25,7 +27,7 @@ use crate::stats::ClientStats;
 use onionlab_link::origin::EntryLinks;
 use onionlab_link::origin::{BuildError, CircuitHandle, build};
 use onionlab_proto::consensus::Consensus;
-use onionlab_proto::path::{PathError, PathRules, choose_path, exit_allows};
+use onionlab_proto::path::{PathError, PathRules, choose_guard, choose_path, exit_allows};
 use onionlab_proto::random::ThreadRandom;
 use onionlab_proto::relay_msg::{Target, TargetHost};
 use std::collections::HashMap;
@@ -72,6 +74,16 @@ pub enum PoolError {
     Build(#[from] BuildError),
 }
 
+/// How a circuit's first hop is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryChoice {
+    /// The first reachable primary guard ([`crate::guard`]): the default.
+    Guards,
+    /// Drawn afresh for each circuit, bandwidth-weighted among the Running, Valid, Guard relays
+    /// (Tor's `UseEntryGuards 0`; for experiments that compare the two).
+    PerCircuit,
+}
+
 /// A circuit as the pool reports it (no credentials, no destinations).
 #[derive(Debug, Clone)]
 pub struct CircuitInfo {
@@ -99,6 +111,7 @@ pub struct CircuitPool {
     links: EntryLinks,
     /// The entry guards.
     pub guards: Guards,
+    entry: EntryChoice,
     rules: PathRules,
     max_dirtiness: Duration,
     max_build_timeout: Duration,
@@ -121,12 +134,14 @@ fn any_host_on(port: u16) -> Target {
 }
 
 impl CircuitPool {
-    /// A pool building through `links`, following `consensus`; builds take at most
-    /// `max_build_timeout`, less once build times have been learned.
+    /// A pool building through `links`, following `consensus`, entering through `guards` or
+    /// not as `entry` says; builds take at most `max_build_timeout`, less once build times
+    /// have been learned.
     pub fn new(
         consensus: watch::Receiver<Option<Arc<Consensus>>>,
         links: EntryLinks,
         guards: Guards,
+        entry: EntryChoice,
         rules: PathRules,
         max_dirtiness: Duration,
         max_build_timeout: Duration,
@@ -136,6 +151,7 @@ impl CircuitPool {
             consensus,
             links,
             guards,
+            entry,
             rules,
             max_dirtiness,
             max_build_timeout,
@@ -207,21 +223,30 @@ impl CircuitPool {
         Ok(circuit)
     }
 
-    /// Builds a circuit for `target` through the first reachable primary guard, retrying on a
-    /// new path when a build fails or takes longer than the learned timeout.
+    /// Builds a circuit for `target` through the first reachable primary guard (or, without
+    /// guards, a fresh entry), retrying on a new path when a build fails or takes longer than
+    /// the learned timeout.
     async fn build_circuit(&self, target: Option<&Target>) -> Result<Arc<CircuitHandle>, PoolError> {
         let full = self.consensus(self.max_build_timeout).await?;
-        // Middles and exits this build may still use.
+        // Relays this build may still use: middles and exits, and entries when not using guards
+        // (guards have their own reachability rules).
         let mut candidates = full.clone();
         let mut attempt = 1;
+        let guards = self.entry == EntryChoice::Guards;
         loop {
-            let guard = self.guards.pick(&full)?;
+            let guard = if guards {
+                self.guards.pick(&full)?
+            } else {
+                choose_guard(&candidates, &mut ThreadRandom)?.clone()
+            };
             let path = choose_path(&candidates, &guard, target, self.rules, &mut ThreadRandom)?;
             let hops = [&path.guard, &path.middle, &path.exit].map(|r| r.info.identity);
             let limit = self.build_timeout();
             let e = match build(&self.links, path, limit).await {
                 Ok(c) => {
-                    self.guards.succeeded(&guard.info.identity);
+                    if guards {
+                        self.guards.succeeded(&guard.info.identity);
+                    }
                     self.learned().record_build(c.build_time);
                     ClientStats::bump(&self.stats.circuits_built);
                     tracing::debug!(
@@ -238,20 +263,27 @@ impl CircuitPool {
                 Err(e) => e,
             };
             ClientStats::bump(&self.stats.circuit_build_failures);
-            match &e {
+            // Which hop could not be reached, if that is what failed.
+            let unreachable = match &e {
                 BuildError::Timeout => {
                     ClientStats::bump(&self.stats.circuit_build_timeouts);
                     self.learned().record_timeout();
+                    None
                 }
-                BuildError::Link(_) | BuildError::Hop { hop: 0, .. } => self.guards.failed(&guard.info.identity),
-                BuildError::Hop { hop, .. } => {
-                    if let Some(failed) = hops.get(*hop) {
+                BuildError::Link(_) => Some(0),
+                BuildError::Hop { hop, .. } => Some(*hop),
+                _ => None,
+            };
+            match unreachable {
+                Some(0) if guards => self.guards.failed(&guard.info.identity),
+                Some(hop) => {
+                    if let Some(failed) = hops.get(hop) {
                         let mut view = (*candidates).clone();
                         view.relays.retain(|r| r.info.identity != *failed);
                         candidates = Arc::new(view);
                     }
                 }
-                _ => {}
+                None => {}
             }
             tracing::debug!(
                 attempt,

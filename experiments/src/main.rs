@@ -19,7 +19,7 @@ enum Command {
     /// Run a whole onion network on loopback: voting directory authorities, relays on 127.0.i.1
     /// (all exits), the SOCKS5 proxy and a demo web site. Browse through it, then Ctrl-C.
     Testbed {
-        /// Number of relays (3..=250).
+        /// Number of relays (3..=199).
         #[arg(long, default_value_t = 6)]
         relays: usize,
         /// SOCKS5 listen address (loopback only).
@@ -141,8 +141,14 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    onionlab_link::logging::init();
-    match Args::parse().command {
+    let args = Args::parse();
+    // An experiment starts whole testbeds in-process: their info lines would bury the progress
+    // line and the results (RUST_LOG=info brings them back).
+    match args.command {
+        Command::Run { .. } => onionlab_link::logging::init_with_default("warn"),
+        _ => onionlab_link::logging::init(),
+    }
+    match args.command {
         Command::Testbed {
             relays,
             socks,

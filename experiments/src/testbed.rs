@@ -11,6 +11,10 @@
 //! travel to the exit unresolved. Exits resolve only from their own table (the demo name and
 //! `localhost`), never through system DNS: the testbed stays offline and a lookup of any
 //! other name fails at once.
+//!
+//! Experiments may change the directory's Sybil defences ([`TestbedConfig::max_relays_per_ip`],
+//! [`TestbedConfig::unmeasured_bandwidth_cap`], the bandwidth scanner) and the bandwidth relays
+//! advertise, and start further clients of the same network ([`Testbed::client_config`]).
 
 use crate::demo_site::DemoSite;
 use onionlab_client::{Client, ClientConfig, ClientHandle};
@@ -30,8 +34,8 @@ pub const DEMO_HOSTNAME: &str = "demo.onionlab.test";
 pub const SYBIL_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 200, 1);
 /// Port of each relay's `/metrics` on its own address (when relays use fixed ports).
 pub const METRICS_PORT: u16 = 9035;
-/// Most relays (one /24 of 127.0.0.0/16 each).
-pub const MAX_RELAYS: usize = 250;
+/// Most relays (one /24 of 127.0.0.0/16 each, below the Sybils' 127.0.200.0/24).
+pub const MAX_RELAYS: usize = 199;
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -59,6 +63,15 @@ pub struct TestbedConfig {
     pub sybil_relays: usize,
     /// Bandwidth the Sybil relays advertise (bytes/s).
     pub sybil_bandwidth: u64,
+    /// Bandwidth the honest relays advertise (bytes/s; None: the relay's default).
+    pub relay_bandwidth: Option<u64>,
+    /// The authorities' per-address cap (None: their default, 2).
+    pub max_relays_per_ip: Option<usize>,
+    /// The weight of relays no scanner measured, at most (None: the authorities' default).
+    pub unmeasured_bandwidth_cap: Option<u64>,
+    /// Run the authorities' bandwidth scanners (off: consensus weights are the advertised
+    /// bandwidths, capped at `unmeasured_bandwidth_cap`, so they are known in advance).
+    pub measure_bandwidth: bool,
     /// Run relay 1 as a child process of this `onionlab-relay` binary (to measure it alone).
     pub relay_process: Option<PathBuf>,
 }
@@ -77,6 +90,10 @@ impl Default for TestbedConfig {
             authorities: 3,
             sybil_relays: 0,
             sybil_bandwidth: 10 * 1024 * 1024,
+            relay_bandwidth: None,
+            max_relays_per_ip: None,
+            unmeasured_bandwidth_cap: None,
+            measure_bandwidth: true,
             relay_process: None,
         }
     }
@@ -137,6 +154,10 @@ pub struct Testbed {
     pub demo: DemoSite,
     /// How long start-up took.
     pub startup: Duration,
+    /// The authorities, as clients configure them.
+    entries: Vec<AuthorityEntry>,
+    /// How many of `relays` (the last ones) are Sybils.
+    sybil_count: usize,
     _tempdir: Option<tempfile::TempDir>,
 }
 
@@ -189,6 +210,15 @@ pub fn relay_ip(i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, i as u8, 1))
 }
 
+/// A client of the testbed's authorities keeping its state in `data_dir`, with its SOCKS port
+/// on `socks` and the /16 rule off (every relay is in 127.0/16).
+fn client_config(data_dir: PathBuf, entries: Vec<AuthorityEntry>, socks: SocketAddr) -> ClientConfig {
+    let mut ccfg = ClientConfig::new(data_dir, entries);
+    ccfg.socks_listen = socks;
+    ccfg.enforce_distinct_subnets = false;
+    ccfg
+}
+
 impl Testbed {
     /// Starts the authority, the relays, the demo site and the client, and waits until the
     /// client holds a consensus listing every relay (or `ready_within` passes).
@@ -214,6 +244,9 @@ impl Testbed {
             .await
             .map_err(|e| start_err(format!("demo site on {}", cfg.demo), e))?;
 
+        if cfg.max_relays_per_ip == Some(0) {
+            return Err(TestbedError::Config("max_relays_per_ip must be at least 1".into()));
+        }
         if cfg.authorities == 0 || cfg.authorities > 9 {
             return Err(TestbedError::Config("authorities must be between 1 and 9".into()));
         }
@@ -251,6 +284,13 @@ impl Testbed {
             acfg.stable_min_uptime_secs = 0;
             acfg.measure_bytes = 512 * 1024;
             acfg.measure_interval_secs = 600;
+            acfg.measure_bandwidth = cfg.measure_bandwidth;
+            if let Some(cap) = cfg.max_relays_per_ip {
+                acfg.max_relays_per_ip = cap;
+            }
+            if let Some(cap) = cfg.unmeasured_bandwidth_cap {
+                acfg.unmeasured_bandwidth_cap = cap;
+            }
             authorities.push(
                 Authority::start_on(listener, acfg)
                     .await
@@ -285,6 +325,8 @@ impl Testbed {
             }
             if sybil {
                 rc.bandwidth = cfg.sybil_bandwidth;
+            } else if let Some(bandwidth) = cfg.relay_bandwidth {
+                rc.bandwidth = bandwidth;
             }
             rc.hosts.insert(DEMO_HOSTNAME.into(), demo.addr.ip());
             rc.hosts.insert("localhost".into(), IpAddr::V4(Ipv4Addr::LOCALHOST));
@@ -307,10 +349,10 @@ impl Testbed {
 
         // Wait until every authority serves a consensus listing every honest relay (and as many
         // Sybils as the per-address cap lets through) before the client looks.
-        let expected = cfg.relays
-            + cfg
-                .sybil_relays
-                .min(AuthorityConfig::new(cfg.authority, root.clone()).max_relays_per_ip);
+        let per_ip = cfg
+            .max_relays_per_ip
+            .unwrap_or_else(|| AuthorityConfig::new(cfg.authority, root.clone()).max_relays_per_ip);
+        let expected = cfg.relays + cfg.sybil_relays.min(per_ip);
         let deadline = started + ready_within;
         loop {
             let listed: Vec<usize> = authorities
@@ -338,9 +380,7 @@ impl Testbed {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
 
-        let mut ccfg = ClientConfig::new(root.join("client"), entries);
-        ccfg.socks_listen = cfg.socks;
-        ccfg.enforce_distinct_subnets = false;
+        let ccfg = client_config(root.join("client"), entries.clone(), cfg.socks);
         let client = Client::start(ccfg).await.map_err(|e| start_err("client", e))?;
         if !client.ready(deadline.saturating_duration_since(Instant::now())).await {
             return Err(TestbedError::NotReady(
@@ -355,8 +395,21 @@ impl Testbed {
             client,
             demo,
             startup: started.elapsed(),
+            entries,
+            sybil_count: cfg.sybil_relays,
             _tempdir: tempdir,
         })
+    }
+
+    /// The configuration of a further client of this network keeping its state (guards, cached
+    /// consensus) in `data_dir`, with its SOCKS port on any free loopback port.
+    pub fn client_config(&self, data_dir: PathBuf) -> ClientConfig {
+        client_config(data_dir, self.entries.clone(), SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The adversary's relays (all on [`SYBIL_IP`]), listed in the consensus or not.
+    pub fn sybils(&self) -> &[RelayHandle] {
+        &self.relays[self.relays.len() - self.sybil_count..]
     }
 
     /// The first authority (every authority serves the same consensus).

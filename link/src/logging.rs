@@ -8,7 +8,13 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the subscriber (once; later calls do nothing).
 pub fn init() {
-    let base = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    init_with_default("info");
+}
+
+/// Like [`init`], with `default` as the level when `RUST_LOG` is unset (a command that runs
+/// whole testbeds in-process, such as `onionlab run`, keeps their info lines out of the way).
+pub fn init_with_default(default: &str) {
+    let base = std::env::var("RUST_LOG").unwrap_or_else(|_| default.to_owned());
     let filter = EnvFilter::try_new(format!("{base},fast_socks5=warn"))
         .unwrap_or_else(|_| EnvFilter::new("info,fast_socks5=warn"));
     let _ = tracing_subscriber::fmt()

@@ -67,21 +67,26 @@ pub fn exit_allows(relay: &ConsensusRelay, target: &Target) -> bool {
     }
 }
 
-/// Picks one of `candidates` with probability proportional to bandwidth (at least 1 each).
+/// The weight a relay is chosen with: its consensus bandwidth, at least 1.
+pub fn selection_weight(r: &ConsensusRelay) -> u64 {
+    r.info.bandwidth.max(1)
+}
+
+/// Picks one of `candidates` with probability proportional to [`selection_weight`].
 pub fn weighted_choice<'a>(
     candidates: &[&'a ConsensusRelay],
     rng: &mut impl RandomSource,
 ) -> Option<&'a ConsensusRelay> {
     let total: u64 = candidates
         .iter()
-        .map(|r| r.info.bandwidth.max(1))
+        .map(|r| selection_weight(r))
         .fold(0u64, u64::saturating_add);
     if candidates.is_empty() || total == 0 {
         return None;
     }
     let mut pick = rng.below(total);
     for r in candidates {
-        let w = r.info.bandwidth.max(1);
+        let w = selection_weight(r);
         if pick < w {
             return Some(r);
         }
@@ -90,18 +95,17 @@ pub fn weighted_choice<'a>(
     candidates.last().copied()
 }
 
+/// Listed as Running, Valid and Guard: may be a circuit's entry.
+pub fn usable_guard(r: &ConsensusRelay) -> bool {
+    r.flags.contains(Flags::RUNNING) && r.flags.contains(Flags::GUARD) && r.flags.contains(Flags::VALID)
+}
+
 /// Chooses a guard among Running, Valid, Guard relays, weighted by bandwidth.
 pub fn choose_guard<'a>(
     consensus: &'a Consensus,
     rng: &mut impl RandomSource,
 ) -> Result<&'a ConsensusRelay, PathError> {
-    let c: Vec<&ConsensusRelay> = consensus
-        .relays
-        .iter()
-        .filter(|r| {
-            r.flags.contains(Flags::RUNNING) && r.flags.contains(Flags::GUARD) && r.flags.contains(Flags::VALID)
-        })
-        .collect();
+    let c: Vec<&ConsensusRelay> = consensus.relays.iter().filter(|r| usable_guard(r)).collect();
     weighted_choice(&c, rng).ok_or(PathError::NoGuard)
 }
 
@@ -116,6 +120,32 @@ pub struct Path {
     pub exit: ConsensusRelay,
 }
 
+fn running_and_valid(r: &ConsensusRelay) -> bool {
+    r.flags.contains(Flags::RUNNING) && r.flags.contains(Flags::VALID)
+}
+
+/// The relays [`choose_path`] draws the exit from (weighted by [`selection_weight`]) for a
+/// circuit through `guard` that can reach `target`: Running, Valid, Exit and not BadExit,
+/// allowing the target, compatible with the guard.
+pub fn exit_candidates<'a>(
+    consensus: &'a Consensus,
+    guard: &ConsensusRelay,
+    target: Option<&Target>,
+    rules: PathRules,
+) -> Vec<&'a ConsensusRelay> {
+    consensus
+        .relays
+        .iter()
+        .filter(|r| running_and_valid(r))
+        .filter(|r| r.flags.contains(Flags::EXIT) && !r.flags.contains(Flags::BAD_EXIT))
+        .filter(|r| match target {
+            Some(t) => exit_allows(r, t),
+            None => r.info.exit_policy.allows_port(80) || r.info.exit_policy.allows_port(443),
+        })
+        .filter(|r| compatible(r, guard, rules))
+        .collect()
+}
+
 /// Chooses exit then middle for a circuit through `guard` that can reach `target`
 /// (`None`: any exit that allows port 80 or 443, for circuits built ahead of demand).
 pub fn choose_path(
@@ -125,23 +155,12 @@ pub fn choose_path(
     rules: PathRules,
     rng: &mut impl RandomSource,
 ) -> Result<Path, PathError> {
-    let usable = |r: &&ConsensusRelay| r.flags.contains(Flags::RUNNING) && r.flags.contains(Flags::VALID);
-    let exits: Vec<&ConsensusRelay> = consensus
-        .relays
-        .iter()
-        .filter(usable)
-        .filter(|r| r.flags.contains(Flags::EXIT) && !r.flags.contains(Flags::BAD_EXIT))
-        .filter(|r| match target {
-            Some(t) => exit_allows(r, t),
-            None => r.info.exit_policy.allows_port(80) || r.info.exit_policy.allows_port(443),
-        })
-        .filter(|r| compatible(r, guard, rules))
-        .collect();
+    let exits = exit_candidates(consensus, guard, target, rules);
     let exit = weighted_choice(&exits, rng).ok_or(PathError::NoExit)?;
     let middles: Vec<&ConsensusRelay> = consensus
         .relays
         .iter()
-        .filter(usable)
+        .filter(|r| running_and_valid(r))
         .filter(|r| compatible(r, guard, rules) && compatible(r, exit, rules))
         .collect();
     let middle = weighted_choice(&middles, rng).ok_or(PathError::NoMiddle)?;
@@ -259,6 +278,14 @@ mod tests {
         assert_eq!(
             choose_path(&c, &g, Some(&loopback), PathRules::default(), &mut ThreadRandom),
             Err(PathError::NoExit)
+        );
+        assert!(exit_candidates(&c, &g, Some(&loopback), PathRules::default()).is_empty());
+        let web_exits = exit_candidates(&c, &g, Some(&web(443)), PathRules::default());
+        assert_eq!(web_exits.len(), 1);
+        assert_eq!(web_exits[0].info.identity, c.relays[2].info.identity);
+        assert!(
+            exit_candidates(&c, &c.relays[2], None, PathRules::default()).is_empty(),
+            "never the guard itself"
         );
         assert!(choose_path(&c, &g, Some(&web(443)), PathRules::default(), &mut ThreadRandom).is_ok());
     }

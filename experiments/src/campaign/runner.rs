@@ -14,6 +14,7 @@ use thiserror::Error;
 use super::progress::Progress;
 use super::schema::{Campaign, Experiment};
 use crate::lab::dht_census::{self, CensusError};
+use crate::lab::onion_sybil::{self, SybilRelaysError};
 use crate::lab::onionperf::{self, OnionPerfError};
 use crate::lab::robustness::{self, RobustnessError};
 use crate::outcome::Outcome;
@@ -68,6 +69,9 @@ pub enum RunError {
     /// The OnionPerf experiment failed.
     #[error(transparent)]
     OnionPerf(#[from] OnionPerfError),
+    /// The onion Sybil-relay experiment failed.
+    #[error(transparent)]
+    SybilRelays(#[from] SybilRelaysError),
     /// The report could not be written or read back.
     #[error(transparent)]
     Report(#[from] ReportError),
@@ -126,6 +130,7 @@ pub async fn run(
             Experiment::Robustness(p) => robustness::run(p, seed, &progress).await?,
             Experiment::Chord(p) => sim::chord::run(p, seed),
             Experiment::LifetimeBias(p) => sim::lifetime_bias::run(p, seed),
+            Experiment::OnionSybil(p) => onion_sybil::run(p, &progress).await?,
             Experiment::DhtCensus(p) => dht_census::run(p, seed, &folder, options.resume, &progress).await?,
             Experiment::Onionperf(p) => onionperf::run(p, seed, &progress).await?,
         })

@@ -25,7 +25,7 @@ use onionlab_crawler::campaign::config::{parse_yaml, read_campaign_text};
 use serde::Deserialize;
 
 use super::checks::Check;
-use crate::lab::{dht_census, onionperf, robustness};
+use crate::lab::{dht_census, onion_sybil, onionperf, robustness};
 use crate::sim::{self, choking, chord, distribution, lifetime_bias, piece_selection, search};
 
 /// An experiment campaign.
@@ -71,6 +71,9 @@ pub enum Experiment {
     Chord(#[serde(default)] chord::Params),
     /// Experiment 7: peer-lifetime measurement bias, naive vs create-based.
     LifetimeBias(#[serde(default)] lifetime_bias::Params),
+    /// Experiment 8: Sybil relays in the onion network, circuits with both ends compromised
+    /// (loopback testbed).
+    OnionSybil(#[serde(default)] onion_sybil::Params),
     /// Experiment 9: Sybil census and index poisoning on the simulated DHT (loopback).
     DhtCensus(#[serde(default)] dht_census::Params),
     /// Experiment 10: OnionPerf-style timings through the onion testbed (loopback).
@@ -88,6 +91,7 @@ impl Experiment {
             Experiment::Robustness(_) => "robustness",
             Experiment::Chord(_) => "chord",
             Experiment::LifetimeBias(_) => "lifetime_bias",
+            Experiment::OnionSybil(_) => "onion_sybil",
             Experiment::DhtCensus(_) => "dht_census",
             Experiment::Onionperf(_) => "onionperf",
         }
@@ -98,11 +102,12 @@ impl Experiment {
     pub fn is_loopback(&self) -> bool {
         matches!(
             self,
-            Experiment::DhtCensus(_) | Experiment::Robustness(_) | Experiment::Onionperf(_)
+            Experiment::DhtCensus(_) | Experiment::Robustness(_) | Experiment::Onionperf(_) | Experiment::OnionSybil(_)
         )
     }
 
-    /// A simulation's parameters, checked (loopback experiments check theirs when they start).
+    /// The parameters, checked where that needs no network (the DHT census checks its own when
+    /// it starts).
     fn validate(&self) -> Result<(), sim::ParamsError> {
         match self {
             Experiment::Distribution(p) => p.validate(),
@@ -112,6 +117,7 @@ impl Experiment {
             Experiment::Robustness(p) => p.validate(),
             Experiment::Chord(p) => p.validate(),
             Experiment::LifetimeBias(p) => p.validate(),
+            Experiment::OnionSybil(p) => p.validate(),
             Experiment::DhtCensus(_) => Ok(()),
             Experiment::Onionperf(p) => p.validate(),
         }
@@ -185,6 +191,21 @@ mod tests {
         let malformed = OK.replace("at_least: 0.9", "expected: 0.9");
         let e = Campaign::parse(&malformed, "c.yaml").unwrap_err().to_string();
         assert!(e.contains("checks[0]") && e.contains("tolerance"), "{e}");
+    }
+
+    #[test]
+    fn onion_sybil_parameters_are_checked_when_parsed() {
+        let ok = "name: s\noutput: out\nexperiment:\n  onion_sybil: { fractions: [0.2], per_ip_cap: [on] }\n";
+        let c = Campaign::parse(ok, "s.yaml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.experiment.key(), "onion_sybil");
+        let e = Campaign::parse(&ok.replace("0.2", "1.5"), "s.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("experiment.onion_sybil.fractions"), "{e}");
+        let e = Campaign::parse(&ok.replace("[on]", "[sometimes]"), "s.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sometimes"), "{e}");
     }
 
     #[test]

@@ -2,12 +2,15 @@
 //! DHT, the Gnutella overlay, the onion network), a real crawl or real circuits, and a score
 //! against the testbed's ground truth. Each returns an [`Outcome`](crate::outcome::Outcome).
 //!
-//! - [`dht_census`]: experiment 9, Sybils and index poisoning on the simulated DHT.
-//! - [`onionperf`]: experiment 10, OnionPerf-style timings through the onion testbed.
 //! - [`robustness`]: experiment 5, random failure vs attack on random, scale-free and crawled
 //!   Gnutella graphs.
+//! - [`onion_sybil`]: experiment 8, Sybil relays in the onion network: circuits whose entry
+//!   and exit are both the adversary's, against c², with and without guards and the per-IP cap.
+//! - [`dht_census`]: experiment 9, Sybils and index poisoning on the simulated DHT.
+//! - [`onionperf`]: experiment 10, OnionPerf-style timings through the onion testbed.
 
 pub mod dht_census;
+pub mod onion_sybil;
 pub mod onionperf;
 pub mod robustness;
 
