@@ -322,7 +322,7 @@ fn write_csv(
 
 /// Append `text` as one CSV field (RFC 4180): quoted when it holds a comma, a quote, CR or LF, or
 /// is empty (so that an empty text differs from NULL).
-fn csv_text(line: &mut String, text: &str) {
+pub fn csv_text(line: &mut String, text: &str) {
     if text.is_empty() || text.contains([',', '"', '\r', '\n']) {
         line.push('"');
         for ch in text.chars() {

@@ -36,7 +36,7 @@ mod recording;
 mod schema;
 mod writer;
 
-pub use export::{ExportSummary, ExportedTable, export_csv, export_parquet};
+pub use export::{ExportSummary, ExportedTable, csv_text, export_csv, export_parquet};
 pub use recording::Recording;
 pub use writer::{RowCounts, WriterConfig, WriterHandle, spawn_writer};
 

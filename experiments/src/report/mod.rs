@@ -7,9 +7,12 @@
 //! significant digits and plots in whole pixels, so the same input gives the same bytes
 //! ([`render_html`]), and a rebuild from `results.json` gives the bytes of the first write.
 //!
+//! The numbers behind every plot and table are also written as CSV files (`csv`).
+//!
 //! Parts: `html` writes the page, `plot` draws one figure as SVG (plotters without a font
 //! backend, and why), `numbers` says how numbers are written, `escape` turns text into HTML.
 
+mod csv;
 mod escape;
 mod html;
 mod numbers;
@@ -17,6 +20,7 @@ mod plot;
 #[cfg(test)]
 mod sample;
 
+pub use csv::CSV_FOLDER;
 pub use html::render_html;
 
 use crate::outcome::Outcome;
@@ -130,6 +134,7 @@ pub fn write_report(folder: &Path, input: &ReportInput) -> Result<PathBuf, Repor
     std::fs::create_dir_all(folder).map_err(io(folder))?;
     let html = folder.join(REPORT_FILE);
     std::fs::write(&html, render_html(input)).map_err(io(&html))?;
+    csv::write_csv(folder, input).map_err(io(&folder.join(CSV_FOLDER)))?;
     let results = folder.join(RESULTS_FILE);
     if let Some((place, value)) = first_non_finite(input) {
         match std::fs::remove_file(&results) {
@@ -158,6 +163,10 @@ pub fn rebuild(folder: &Path) -> Result<PathBuf, ReportError> {
     let html = folder.join(REPORT_FILE);
     std::fs::write(&html, render_html(&saved.input())).map_err(|source| ReportError::Io {
         path: html.clone(),
+        source,
+    })?;
+    csv::write_csv(folder, &saved.input()).map_err(|source| ReportError::Io {
+        path: folder.join(CSV_FOLDER),
         source,
     })?;
     Ok(html)
