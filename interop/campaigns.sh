@@ -10,7 +10,7 @@ ulimit -n 65536 2>/dev/null || true
 cargo build -q -p onionlab-experiments --bin onionlab
 ONIONLAB=${CARGO_TARGET_DIR:-$ROOT/target}/debug/onionlab
 FAILED=0
-for campaign in experiments/campaigns/dht-sybil-census.yaml; do
+for campaign in experiments/campaigns/dht-sybil-census.yaml experiments/campaigns/distribution-swarm.yaml; do
   started=$(date +%s)
   if "$ONIONLAB" run "$campaign"; then
     echo "PASS $campaign ($(($(date +%s) - started)) s)"

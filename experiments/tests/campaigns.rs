@@ -20,7 +20,10 @@ fn campaign_files() -> Vec<PathBuf> {
 }
 
 fn is_simulation(c: &Campaign) -> bool {
-    !matches!(c.experiment, Experiment::DhtCensus(_))
+    !matches!(
+        c.experiment,
+        Experiment::DhtCensus(_) | Experiment::DistributionSwarm(_)
+    )
 }
 
 #[tokio::test]

@@ -13,9 +13,11 @@ use thiserror::Error;
 
 use super::schema::{Campaign, Experiment};
 use crate::lab::dht_census::{self, CensusError};
+use crate::lab::distribution_swarm;
 use crate::outcome::Outcome;
 use crate::report::{self, CheckResult, ReportError, ReportInput};
 use crate::sim;
+use crate::swarm::runner::SwarmError;
 
 /// How to run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -59,6 +61,9 @@ pub enum RunError {
     /// The DHT census failed.
     #[error(transparent)]
     Census(#[from] CensusError),
+    /// A loopback swarm did not start.
+    #[error(transparent)]
+    Swarm(#[from] SwarmError),
     /// The report could not be written or read back.
     #[error(transparent)]
     Report(#[from] ReportError),
@@ -109,6 +114,7 @@ pub async fn run(
         let seed = campaign.seed;
         Ok::<_, RunError>(match &campaign.experiment {
             Experiment::Distribution(p) => sim::distribution::run(p, seed),
+            Experiment::DistributionSwarm(p) => distribution_swarm::run(p, seed).await?,
             Experiment::PieceSelection(p) => sim::piece_selection::run(p, seed),
             Experiment::Search(p) => sim::search::run(p, seed),
             Experiment::Chord(p) => sim::chord::run(p, seed),

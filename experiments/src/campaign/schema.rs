@@ -25,7 +25,7 @@ use onionlab_crawler::campaign::config::{parse_yaml, read_campaign_text};
 use serde::Deserialize;
 
 use super::checks::Check;
-use crate::lab::dht_census;
+use crate::lab::{dht_census, distribution_swarm};
 use crate::sim::{self, chord, distribution, lifetime_bias, piece_selection, search};
 
 /// An experiment campaign.
@@ -59,6 +59,8 @@ fn one() -> u64 {
 pub enum Experiment {
     /// Experiment 1: client–server vs P2P distribution time against the formulas (simulation).
     Distribution(#[serde(default)] distribution::Params),
+    /// Experiment 1 on loopback: the same with our own BitTorrent peers and rate limits.
+    DistributionSwarm(#[serde(default)] distribution_swarm::Params),
     /// Experiment 2: rarest-first vs random piece selection when the seed leaves early.
     PieceSelection(#[serde(default)] piece_selection::Params),
     /// Experiment 4: flooding with a TTL vs random walks on an unstructured overlay.
@@ -76,6 +78,7 @@ impl Experiment {
     pub fn key(&self) -> &'static str {
         match self {
             Experiment::Distribution(_) => "distribution",
+            Experiment::DistributionSwarm(_) => "distribution_swarm",
             Experiment::PieceSelection(_) => "piece_selection",
             Experiment::Search(_) => "search",
             Experiment::Chord(_) => "chord",
@@ -84,10 +87,11 @@ impl Experiment {
         }
     }
 
-    /// A simulation's parameters, checked (loopback experiments check theirs when they start).
+    /// The parameters, checked where the experiment can check them before it starts.
     fn validate(&self) -> Result<(), sim::ParamsError> {
         match self {
             Experiment::Distribution(p) => p.validate(),
+            Experiment::DistributionSwarm(p) => p.validate(),
             Experiment::PieceSelection(p) => p.validate(),
             Experiment::Search(p) => p.validate(),
             Experiment::Chord(p) => p.validate(),

@@ -3,8 +3,11 @@
 //! against the testbed's ground truth. Each returns an [`Outcome`](crate::outcome::Outcome).
 //!
 //! - [`dht_census`]: experiment 9, Sybils and index poisoning on the simulated DHT.
+//! - [`distribution_swarm`]: experiment 1 with real peers, client–server vs P2P distribution
+//!   time over rate-limited loopback swarms against d_cs and d_P2P.
 
 pub mod dht_census;
+pub mod distribution_swarm;
 
 use std::collections::BTreeSet;
 use std::path::Path;

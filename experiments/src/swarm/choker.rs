@@ -301,7 +301,7 @@ impl Choker {
                 let total: u64 = gave.iter().map(|g| g.1).sum();
                 let pool = capacity * (1.0 - self.cfg.optimistic_share);
                 let mut gave = gave;
-                gave.sort_by(|a, b| b.1.cmp(&a.1));
+                gave.sort_by_key(|g| std::cmp::Reverse(g.1));
                 self.current.regular = gave.iter().map(|g| g.0).collect();
                 self.current.shares = gave.iter().map(|&(k, d)| (k, pool * d as f64 / total as f64)).collect();
             }

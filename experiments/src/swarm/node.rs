@@ -33,7 +33,7 @@ use tokio::task::JoinHandle;
 use super::choker::Strategy;
 use super::client::{Client, ClientConfig, ConnId, Dropped};
 use super::rate::TokenBucket;
-use super::torrent::{BLOCK, PieceStore};
+use super::torrent::PieceStore;
 
 /// How a node runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -163,6 +163,8 @@ struct Shared {
     started_complete: bool,
     complete: watch::Sender<bool>,
     announced: watch::Sender<bool>,
+    /// The tracker named peers: connect now rather than at the next tick.
+    news: Notify,
     stop: watch::Sender<bool>,
     handshakes: Arc<Semaphore>,
 }
@@ -234,7 +236,9 @@ impl Node {
         let mut client = Client::new(cfg.client.clone(), info_hash, store);
         client.add_own_addr(addr);
         let started_complete = client.is_complete();
-        let bucket = |rate: Option<f64>| rate.map(|r| Mutex::new(TokenBucket::new(r, f64::from(BLOCK), now)));
+        // No burst: nothing is saved up while idle, so no interval ever sees more than the rate
+        // (and a measured time cannot beat a bound computed from it).
+        let bucket = |rate: Option<f64>| rate.map(|r| Mutex::new(TokenBucket::new(r, 0.0, now)));
         let shared = Arc::new(Shared {
             up: bucket(cfg.upload_limit),
             down: bucket(cfg.download_limit),
@@ -250,6 +254,7 @@ impl Node {
             started_complete,
             complete: watch::channel(started_complete).0,
             announced: watch::channel(false).0,
+            news: Notify::new(),
             stop: watch::channel(false).0,
         });
         let tasks = vec![
@@ -263,6 +268,11 @@ impl Node {
     /// The listening address.
     pub fn addr(&self) -> SocketAddr {
         self.shared.addr
+    }
+
+    /// When it started.
+    pub fn started(&self) -> Instant {
+        self.shared.started
     }
 
     /// Waits until the first announce was answered.
@@ -352,6 +362,7 @@ async fn tick_loop(shared: Arc<Shared>) {
     loop {
         tokio::select! {
             _ = every.tick() => {}
+            () = shared.news.notified() => {}
             () = stopped(&shared) => return,
         }
         let now = Instant::now();
@@ -518,7 +529,7 @@ async fn write_loop(shared: &Shared, id: ConnId, mut wr: OwnedWriteHalf, link: &
             if block {
                 let now = Instant::now();
                 if let Some(rate) = share {
-                    let bucket = own.get_or_insert_with(|| TokenBucket::new(rate, f64::from(BLOCK), now));
+                    let bucket = own.get_or_insert_with(|| TokenBucket::new(rate, 0.0, now));
                     bucket.set_rate(rate, now);
                     let wait = bucket.reserve(out.len(), now);
                     tokio::time::sleep(wait).await;
@@ -584,6 +595,7 @@ async fn announce_loop(shared: Arc<Shared>, announce: String) {
                     PeerAddr::Name(..) => None,
                 });
                 shared.with_client(|c| c.add_peers(peers, now));
+                shared.news.notify_one();
                 wait = wait.min(Duration::from_secs(reply.interval.max(1).into()));
                 shared.announced.send_replace(true);
             }

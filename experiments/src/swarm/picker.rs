@@ -177,7 +177,7 @@ impl Picker {
     }
 
     fn state(&mut self, block: &BlockRef) -> Option<&mut Block> {
-        if block.begin % super::torrent::BLOCK != 0 {
+        if !block.begin.is_multiple_of(super::torrent::BLOCK) {
             return None;
         }
         match self.pieces.get_mut(block.piece as usize)? {

@@ -114,6 +114,9 @@ impl SwarmSpec {
 pub struct LeecherReport {
     /// What its node did.
     pub node: NodeReport,
+    /// Time from the swarm's start (when the first leecher started) to its last verified
+    /// piece.
+    pub completed_after: Option<Duration>,
     /// It was waited for (honest).
     pub honest: bool,
     /// It ended with the whole content, equal to the original.
@@ -209,12 +212,12 @@ pub async fn run_swarm(spec: &SwarmSpec) -> Result<SwarmReport, SwarmError> {
     {
         return Err(SwarmError::SeedSilent);
     }
+    let t0 = Instant::now();
     let mut leechers = Vec::with_capacity(spec.leechers.len());
     for (i, peer) in spec.leechers.iter().enumerate() {
         let addr = ip(spec.subnet, 2 + (i / 250) as u8, 1 + (i % 250) as u8);
         leechers.push(start(1 + i as u64, format!("leecher-{i}"), addr, peer).await?);
     }
-    let started = Instant::now();
     let honest = spec.leechers.iter().zip(&leechers).filter(|(p, _)| p.honest());
     let all_done = async {
         // Completion is a state, not an event: waiting for each in turn misses none.
@@ -227,7 +230,7 @@ pub async fn run_swarm(spec: &SwarmSpec) -> Result<SwarmReport, SwarmError> {
         leechers = leechers.len(),
         finished,
         "swarm ran for {:.2} s",
-        started.elapsed().as_secs_f64()
+        t0.elapsed().as_secs_f64()
     );
     let verified: Vec<bool> = leechers
         .iter()
@@ -235,8 +238,11 @@ pub async fn run_swarm(spec: &SwarmSpec) -> Result<SwarmReport, SwarmError> {
         .collect();
     let mut reports = Vec::with_capacity(leechers.len());
     for ((node, peer), verified) in leechers.into_iter().zip(&spec.leechers).zip(verified) {
+        let offset = node.started().saturating_duration_since(t0);
+        let node = node.stop().await;
         reports.push(LeecherReport {
-            node: node.stop().await,
+            completed_after: node.completed_after.map(|t| t + offset),
+            node,
             honest: peer.honest(),
             verified,
         });
