@@ -35,6 +35,15 @@ use super::client::{Client, ClientConfig, ConnId, Dropped};
 use super::rate::TokenBucket;
 use super::torrent::PieceStore;
 
+/// How far ahead of its rate a node's token buckets let it be: enough to absorb a sleep that
+/// wakes a timer tick late, too little to matter (an interval of t carries at most
+/// rate × (t + this)).
+pub const PACING_TOLERANCE: Duration = Duration::from_millis(2);
+
+fn paced(rate: f64, now: Instant) -> TokenBucket {
+    TokenBucket::new(rate, rate * PACING_TOLERANCE.as_secs_f64(), now)
+}
+
 /// How a node runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeConfig {
@@ -236,9 +245,7 @@ impl Node {
         let mut client = Client::new(cfg.client.clone(), info_hash, store);
         client.add_own_addr(addr);
         let started_complete = client.is_complete();
-        // No burst: nothing is saved up while idle, so no interval ever sees more than the rate
-        // (and a measured time cannot beat a bound computed from it).
-        let bucket = |rate: Option<f64>| rate.map(|r| Mutex::new(TokenBucket::new(r, 0.0, now)));
+        let bucket = |rate: Option<f64>| rate.map(|r| Mutex::new(paced(r, now)));
         let shared = Arc::new(Shared {
             up: bucket(cfg.upload_limit),
             down: bucket(cfg.download_limit),
@@ -529,8 +536,8 @@ async fn write_loop(shared: &Shared, id: ConnId, mut wr: OwnedWriteHalf, link: &
             if block {
                 let now = Instant::now();
                 if let Some(rate) = share {
-                    let bucket = own.get_or_insert_with(|| TokenBucket::new(rate, 0.0, now));
-                    bucket.set_rate(rate, now);
+                    let bucket = own.get_or_insert_with(|| paced(rate, now));
+                    bucket.set_rate(rate);
                     let wait = bucket.reserve(out.len(), now);
                     tokio::time::sleep(wait).await;
                 }

@@ -4,26 +4,28 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// A token bucket that may go into debt: [`TokenBucket::reserve`] takes the bytes at once and
-/// says how long to wait before sending them, so reservations are served in order (fair across
-/// connections that share one bucket) and the long-run rate never exceeds `rate`. It starts
-/// empty, with at most `burst` bytes saved up while idle.
+/// A token bucket in its virtual-scheduling form (GCRA): [`TokenBucket::reserve`] takes the
+/// bytes at once and says how long to wait before sending them, so reservations are served in
+/// order (fair across connections that share one bucket) and the long-run rate never exceeds
+/// `rate`. It starts empty; an idle bucket saves up at most `burst` bytes, which is also how
+/// late a sender may wake up (a sleep overshooting by a timer tick) without losing rate.
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
     rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
+    /// `burst` as time at `rate`.
+    tolerance: Duration,
+    /// When everything reserved so far has been paid for.
+    paid_until: Instant,
 }
 
 impl TokenBucket {
-    /// A bucket of `rate` bytes per second (> 0) saving up at most `burst` bytes.
+    /// A bucket of `rate` bytes per second (at least 1) saving up at most `burst` bytes.
     pub fn new(rate: f64, burst: f64, now: Instant) -> Self {
+        let rate = rate.max(1.0);
         TokenBucket {
-            rate: rate.max(1.0),
-            burst: burst.max(0.0),
-            tokens: 0.0,
-            last: now,
+            rate,
+            tolerance: Duration::from_secs_f64((burst.max(0.0) / rate).min(3600.0)),
+            paid_until: now,
         }
     }
 
@@ -32,27 +34,19 @@ impl TokenBucket {
         self.rate
     }
 
-    /// Changes the rate from `now` on (what was earned so far is kept).
-    pub fn set_rate(&mut self, rate: f64, now: Instant) {
-        self.refill(now);
-        self.rate = rate.max(1.0);
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = self.last.max(now);
-        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+    /// Changes the rate for what is reserved from now on (the burst, as bytes, is kept).
+    pub fn set_rate(&mut self, rate: f64) {
+        let rate = rate.max(1.0);
+        self.tolerance = self.tolerance.mul_f64(self.rate / rate);
+        self.rate = rate;
     }
 
     /// Takes `bytes`; returns how long to wait before they may go (zero when they are covered).
     pub fn reserve(&mut self, bytes: usize, now: Instant) -> Duration {
-        self.refill(now);
-        self.tokens -= bytes as f64;
-        if self.tokens >= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(-self.tokens / self.rate)
-        }
+        let earliest = now.checked_sub(self.tolerance).unwrap_or(now);
+        let cost = Duration::from_secs_f64((bytes as f64 / self.rate).min(1e9));
+        self.paid_until = self.paid_until.max(earliest) + cost;
+        self.paid_until.saturating_duration_since(now)
     }
 }
 
@@ -127,8 +121,14 @@ mod tests {
         let later = t0 + Duration::from_secs(10);
         assert_eq!(b.reserve(500, later), Duration::ZERO);
         assert_eq!(b.reserve(1000, later), Duration::from_secs(1));
-        b.set_rate(2000.0, later);
-        assert_eq!(b.reserve(1000, later), Duration::from_secs(1));
+        // A faster rate: the next 1000 bytes cost half a second, after the second owed.
+        b.set_rate(2000.0);
+        assert_eq!(b.reserve(1000, later), Duration::from_millis(1500));
+        // Waking up late by less than the burst loses nothing.
+        let mut paced = TokenBucket::new(1000.0, 10.0, t0);
+        assert_eq!(paced.reserve(100, t0), Duration::from_millis(100));
+        let late = t0 + Duration::from_millis(105);
+        assert_eq!(paced.reserve(100, late), Duration::from_millis(95));
     }
 
     #[test]
