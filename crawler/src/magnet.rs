@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use thiserror::Error;
 
 use crate::infohash::{InfoHash, InfoHashError};
+use crate::tracker::http::percent_decode;
 
 /// A peer address from `x.pe`: `ip:port`, `[ipv6]:port` or `hostname:port`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -166,29 +167,7 @@ fn xt(value: &str, info_hash: &mut Option<InfoHash>) -> Result<(), MagnetError> 
 }
 
 fn decode(raw: &str, key: &str, plus_is_space: bool) -> Result<String, MagnetError> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'%' => {
-                let hex = |j: usize| bytes.get(j).and_then(|&c| char::from(c).to_digit(16));
-                let (Some(hi), Some(lo)) = (hex(i + 1), hex(i + 2)) else {
-                    return Err(MagnetError::BadPercent(key.to_string()));
-                };
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
+    let out = percent_decode(raw, plus_is_space).ok_or_else(|| MagnetError::BadPercent(key.to_string()))?;
     String::from_utf8(out).map_err(|_| MagnetError::NotUtf8(key.to_string()))
 }
 

@@ -13,6 +13,9 @@
 //!   tables), rendered by the report and compared by campaign checks.
 //! - [`report`]: the experiment report (`report.html` with SVG plots, `results.json`) and its
 //!   rebuild (`onionlab report`).
+//! - [`swarm`]: a BitTorrent peer of our own (seed and leech, rarest first, the standard
+//!   choker and BitTyrant, PropShare and BitThief strategies, rate limits), a minimal HTTP
+//!   tracker, and the runner of loopback swarms.
 //! - [`sim`]: seeded, deterministic simulations of the teaching experiments (distribution time,
 //!   piece selection, search, Chord, lifetime bias), each producing an [`outcome::Outcome`].
 #![forbid(unsafe_code)]
@@ -26,4 +29,5 @@ pub mod perf;
 pub mod report;
 pub mod sim;
 pub mod socks_client;
+pub mod swarm;
 pub mod testbed;

@@ -91,6 +91,33 @@ pub fn percent_encode(bytes: &[u8]) -> String {
     out
 }
 
+/// Decodes `%XX` escapes byte by byte (and `+` as a space when `plus_is_space`, as in HTML form
+/// values); `None` for a `%` not followed by two hex digits. The inverse of [`percent_encode`].
+pub fn percent_decode(text: &str, plus_is_space: bool) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'%' => {
+                let hex = |j: usize| bytes.get(j).and_then(|&c| char::from(c).to_digit(16));
+                let (hi, lo) = (hex(i + 1)?, hex(i + 2)?);
+                out.push(u8::try_from(hi * 16 + lo).ok()?);
+                i += 3;
+            }
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Some(out)
+}
+
 fn append_params(base: &str, params: &[(&str, String)]) -> Result<String, HttpError> {
     if base.contains('#') {
         return Err(HttpError::Fragment);
@@ -140,6 +167,95 @@ pub fn announce_url(announce: &str, req: &AnnounceRequest) -> Result<String, Htt
         params.push(("trackerid", percent_encode(id)));
     }
     append_params(announce, &params)
+}
+
+impl AnnounceRequest {
+    /// Reads an announce from the request target a tracker received (`/announce?info_hash=…`),
+    /// the other half of [`announce_url`]: `info_hash`, `peer_id` (20 bytes each once decoded),
+    /// `port`, `uploaded`, `downloaded` and `left` are required; `event`, `numwant`, `key` (hex)
+    /// and `trackerid` are optional; other parameters (`compact`, `ip`, a passkey) are ignored.
+    /// A repeated parameter is refused (two readings of one announce); offsets are into `target`.
+    pub fn parse_target(target: &str) -> Result<AnnounceRequest, HttpError> {
+        let bad =
+            |field: &'static str, offset: usize, reason: &'static str| HttpError::Invalid { field, offset, reason };
+        if target.contains('#') {
+            return Err(HttpError::Fragment);
+        }
+        let query_at = target.find('?').map_or(target.len(), |q| q + 1);
+        let query = target.get(query_at..).unwrap_or_default();
+        let mut found: std::collections::BTreeMap<&str, (usize, Vec<u8>)> = std::collections::BTreeMap::new();
+        let mut offset = query_at;
+        for param in query.split('&') {
+            let (key, raw) = param.split_once('=').unwrap_or((param, ""));
+            let known = [
+                "info_hash",
+                "peer_id",
+                "port",
+                "uploaded",
+                "downloaded",
+                "left",
+                "event",
+                "numwant",
+                "key",
+                "trackerid",
+            ];
+            if let Some(&name) = known.iter().find(|&&k| k == key) {
+                let value = percent_decode(raw, false).ok_or(bad(name, offset, "bad percent-encoding"))?;
+                if found.insert(name, (offset, value)).is_some() {
+                    return Err(bad(name, offset, "repeated"));
+                }
+            }
+            offset += param.len() + 1;
+        }
+        let twenty = |name: &'static str| -> Result<[u8; 20], HttpError> {
+            let (at, v) = found.get(name).ok_or(HttpError::Missing(name))?;
+            <[u8; 20]>::try_from(v.as_slice()).map_err(|_| bad(name, *at, "not 20 bytes"))
+        };
+        let number = |name: &'static str| -> Result<Option<u64>, HttpError> {
+            let Some((at, v)) = found.get(name) else {
+                return Ok(None);
+            };
+            std::str::from_utf8(v)
+                .ok()
+                .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|t| t.parse().ok())
+                .map(Some)
+                .ok_or(bad(name, *at, "not a decimal number"))
+        };
+        let required = |name: &'static str| number(name)?.ok_or(HttpError::Missing(name));
+        let port_at = found.get("port").map_or(0, |p| p.0);
+        let event = match found.get("event") {
+            None => Event::None,
+            Some((at, v)) => match v.as_slice() {
+                b"" | b"empty" => Event::None,
+                b"started" => Event::Started,
+                b"completed" => Event::Completed,
+                b"stopped" => Event::Stopped,
+                _ => return Err(bad("event", *at, "not started, completed, stopped or empty")),
+            },
+        };
+        let key = match found.get("key") {
+            None => None,
+            Some((at, v)) => Some(
+                std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|t| u32::from_str_radix(t, 16).ok())
+                    .ok_or(bad("key", *at, "not up to 8 hex digits"))?,
+            ),
+        };
+        Ok(AnnounceRequest {
+            info_hash: InfoHash(twenty("info_hash")?),
+            peer_id: twenty("peer_id")?,
+            port: u16::try_from(required("port")?).map_err(|_| bad("port", port_at, "out of range"))?,
+            uploaded: required("uploaded")?,
+            downloaded: required("downloaded")?,
+            left: required("left")?,
+            event,
+            numwant: number("numwant")?.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+            key,
+            tracker_id: found.get("trackerid").map(|(_, v)| v.clone()),
+        })
+    }
 }
 
 /// The scrape URL for `announce` (BEP 48): the last `/` of the path must be followed by

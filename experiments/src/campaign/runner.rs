@@ -14,12 +14,14 @@ use thiserror::Error;
 use super::progress::Progress;
 use super::schema::{Campaign, Experiment};
 use crate::lab::dht_census::{self, CensusError};
+use crate::lab::distribution_swarm;
 use crate::lab::onion_sybil::{self, SybilRelaysError};
 use crate::lab::onionperf::{self, OnionPerfError};
 use crate::lab::robustness::{self, RobustnessError};
 use crate::outcome::Outcome;
 use crate::report::{self, CheckResult, ReportError, ReportInput};
 use crate::sim;
+use crate::swarm::runner::SwarmError;
 
 /// How to run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -72,6 +74,9 @@ pub enum RunError {
     /// The onion Sybil-relay experiment failed.
     #[error(transparent)]
     SybilRelays(#[from] SybilRelaysError),
+    /// A loopback swarm did not start.
+    #[error(transparent)]
+    Swarm(#[from] SwarmError),
     /// The report could not be written or read back.
     #[error(transparent)]
     Report(#[from] ReportError),
@@ -124,6 +129,7 @@ pub async fn run(
         let seed = campaign.seed;
         Ok::<_, RunError>(match &campaign.experiment {
             Experiment::Distribution(p) => sim::distribution::run(p, seed),
+            Experiment::DistributionSwarm(p) => distribution_swarm::run(p, seed, &progress).await?,
             Experiment::PieceSelection(p) => sim::piece_selection::run(p, seed),
             Experiment::Choking(p) => sim::choking::run(p, seed),
             Experiment::Search(p) => sim::search::run(p, seed),

@@ -25,7 +25,7 @@ use onionlab_crawler::campaign::config::{parse_yaml, read_campaign_text};
 use serde::Deserialize;
 
 use super::checks::Check;
-use crate::lab::{dht_census, onion_sybil, onionperf, robustness};
+use crate::lab::{dht_census, distribution_swarm, onion_sybil, onionperf, robustness};
 use crate::sim::{self, choking, chord, distribution, lifetime_bias, piece_selection, search};
 
 /// An experiment campaign.
@@ -59,6 +59,8 @@ fn one() -> u64 {
 pub enum Experiment {
     /// Experiment 1: client–server vs P2P distribution time against the formulas (simulation).
     Distribution(#[serde(default)] distribution::Params),
+    /// Experiment 1 on loopback: the same with our own BitTorrent peers and rate limits.
+    DistributionSwarm(#[serde(default)] distribution_swarm::Params),
     /// Experiment 2: rarest-first vs random piece selection when the seed leaves early.
     PieceSelection(#[serde(default)] piece_selection::Params),
     /// Experiment 3: tit-for-tat vs free riders, BitTyrant, PropShare and Sybils (simulation).
@@ -85,6 +87,7 @@ impl Experiment {
     pub fn key(&self) -> &'static str {
         match self {
             Experiment::Distribution(_) => "distribution",
+            Experiment::DistributionSwarm(_) => "distribution_swarm",
             Experiment::PieceSelection(_) => "piece_selection",
             Experiment::Choking(_) => "choking",
             Experiment::Search(_) => "search",
@@ -102,15 +105,19 @@ impl Experiment {
     pub fn is_loopback(&self) -> bool {
         matches!(
             self,
-            Experiment::DhtCensus(_) | Experiment::Robustness(_) | Experiment::Onionperf(_) | Experiment::OnionSybil(_)
+            Experiment::DistributionSwarm(_)
+                | Experiment::DhtCensus(_)
+                | Experiment::Robustness(_)
+                | Experiment::Onionperf(_)
+                | Experiment::OnionSybil(_)
         )
     }
 
-    /// The parameters, checked where that needs no network (the DHT census checks its own when
-    /// it starts).
+    /// The parameters, checked where the experiment can check them before it starts.
     fn validate(&self) -> Result<(), sim::ParamsError> {
         match self {
             Experiment::Distribution(p) => p.validate(),
+            Experiment::DistributionSwarm(p) => p.validate(),
             Experiment::PieceSelection(p) => p.validate(),
             Experiment::Choking(p) => p.validate(),
             Experiment::Search(p) => p.validate(),

@@ -2,6 +2,8 @@
 //! DHT, the Gnutella overlay, the onion network), a real crawl or real circuits, and a score
 //! against the testbed's ground truth. Each returns an [`Outcome`](crate::outcome::Outcome).
 //!
+//! - [`distribution_swarm`]: experiment 1 with real peers, client–server vs P2P distribution
+//!   time over rate-limited loopback swarms against d_cs and d_P2P.
 //! - [`robustness`]: experiment 5, random failure vs attack on random, scale-free and crawled
 //!   Gnutella graphs.
 //! - [`onion_sybil`]: experiment 8, Sybil relays in the onion network: circuits whose entry
@@ -10,6 +12,7 @@
 //! - [`onionperf`]: experiment 10, OnionPerf-style timings through the onion testbed.
 
 pub mod dht_census;
+pub mod distribution_swarm;
 pub mod onion_sybil;
 pub mod onionperf;
 pub mod robustness;

@@ -290,7 +290,86 @@ fn any_response() -> impl Strategy<Value = AnnounceResponse> {
         )
 }
 
+#[test]
+fn a_tracker_reads_back_the_announce() {
+    let req = request();
+    let url = announce_url("http://t.example:6969/announce", &req).unwrap();
+    let target = &url["http://t.example:6969".len()..];
+    assert_eq!(AnnounceRequest::parse_target(target), Ok(req.clone()));
+    let mut plain = req;
+    plain.event = Event::None;
+    plain.numwant = None;
+    plain.key = None;
+    plain.tracker_id = Some(b"t 1".to_vec());
+    let url = announce_url("http://t.example/announce?passkey=x", &plain).unwrap();
+    assert_eq!(AnnounceRequest::parse_target(&url[16..]), Ok(plain));
+}
+
+#[test]
+fn a_tracker_refuses_bad_announces() {
+    let url = announce_url("http://t/announce", &request()).unwrap();
+    let target = url["http://t".len()..].to_string();
+    let cases = [
+        (target.replace("info_hash=%12A", "info_hash=%12"), "info_hash"),
+        (target.replace("peer_id=-OL0001-", "peer_id=-OL0001"), "peer_id"),
+        (target.replace("port=6881", "port=65536"), "port"),
+        (target.replace("left=3", "left=-3"), "left"),
+        (target.replace("event=started", "event=begun"), "event"),
+        (target.replace("key=00000ABC", "key=xyz"), "key"),
+        (target.replace("info_hash=%12", "info_hash=%1"), "info_hash"),
+        (format!("{target}&port=1"), "port"),
+    ];
+    for (bad, field) in cases {
+        match AnnounceRequest::parse_target(&bad) {
+            Err(HttpError::Invalid { field: f, .. }) => assert_eq!(f, field, "{bad}"),
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        AnnounceRequest::parse_target(&target.replace("&uploaded=1", "")),
+        Err(HttpError::Missing("uploaded"))
+    );
+    assert_eq!(
+        AnnounceRequest::parse_target("/announce"),
+        Err(HttpError::Missing("info_hash"))
+    );
+    assert_eq!(percent_decode("a%2", false), None);
+    assert_eq!(percent_decode("a+b%41", true), Some(b"a bA".to_vec()));
+}
+
 proptest! {
+    #[test]
+    fn announce_targets_round_trip(
+        hash in any::<[u8; 20]>(),
+        id in any::<[u8; 20]>(),
+        port in any::<u16>(),
+        counts in any::<[u64; 3]>(),
+        event in 0u32..4,
+        numwant in any::<Option<u32>>(),
+        key in any::<Option<u32>>(),
+        tracker_id in any::<Option<Vec<u8>>>(),
+    ) {
+        let req = AnnounceRequest {
+            info_hash: InfoHash(hash),
+            peer_id: id,
+            port,
+            uploaded: counts[0],
+            downloaded: counts[1],
+            left: counts[2],
+            event: Event::from_udp(event).unwrap(),
+            numwant,
+            key,
+            tracker_id,
+        };
+        let url = announce_url("http://t/announce", &req).unwrap();
+        prop_assert_eq!(AnnounceRequest::parse_target(&url[8..]), Ok(req));
+    }
+
+    #[test]
+    fn announce_targets_never_panic(target in "[ -~]{0,300}") {
+        let _ = AnnounceRequest::parse_target(&target);
+    }
+
     #[test]
     fn parse_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..500)) {
         let _ = AnnounceResponse::parse(&bytes);
@@ -318,16 +397,7 @@ proptest! {
     fn url_encoding_round_trips(bytes in prop::collection::vec(any::<u8>(), 0..40)) {
         let enc = percent_encode(&bytes);
         prop_assert!(enc.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)));
-        let mut dec = Vec::new();
-        let mut it = enc.bytes();
-        while let Some(b) = it.next() {
-            if b == b'%' {
-                let hex = [it.next().unwrap(), it.next().unwrap()];
-                dec.push(u8::from_str_radix(std::str::from_utf8(&hex).unwrap(), 16).unwrap());
-            } else {
-                dec.push(b);
-            }
-        }
+        let dec = percent_decode(&enc, false).unwrap();
         prop_assert_eq!(dec, bytes);
     }
 }

@@ -1,0 +1,77 @@
+//! Our BitTorrent peer on loopback: a seed and leechers trading a small torrent through the
+//! in-process tracker, each on its own 127.x.y.z; every download is compared byte for byte
+//! with the original, and a leecher serving corrupt blocks is dropped by the honest ones.
+//! Bounded: each swarm has a deadline, and every node stops at the end.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use onionlab_experiments::swarm::runner::{PeerSpec, SwarmSpec, run_swarm};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_and_three_leechers_share_a_torrent() {
+    let mut spec = SwarmSpec::new(
+        1 << 20,
+        32 << 10,
+        PeerSpec::seed(Some(2.0 * f64::from(1 << 20))),
+        vec![PeerSpec::leecher(Some(f64::from(1 << 20))); 3],
+        Duration::from_secs(1),
+    );
+    spec.subnet = 71;
+    spec.deadline = Duration::from_secs(60);
+    let report = run_swarm(&spec).await.unwrap();
+    assert!(report.finished, "{report:#?}");
+    for l in &report.leechers {
+        assert!(l.verified, "{:?}", l.node);
+        assert!(l.node.completed_after.is_some());
+        assert_eq!(l.node.hash_failures, 0);
+        assert!(l.node.dropped.is_empty(), "{:?}", l.node.dropped);
+    }
+    assert!(report.distribution_time().is_some());
+    // Everyone got the file; the seed sent at least one copy.
+    let down: u64 = report.leechers.iter().map(|l| l.node.downloaded - l.node.wasted).sum();
+    assert_eq!(down, 3 << 20);
+    assert!(report.seed.uploaded >= 1 << 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leecher_serving_corrupt_pieces_is_dropped() {
+    // The liar starts with half the pieces and serves them fast; the seed is slow, so the
+    // honest leechers ask the liar for blocks and find its pieces fail their hash.
+    let liar = PeerSpec {
+        corrupt: true,
+        holds: 0.5,
+        ..PeerSpec::leecher(None)
+    };
+    let mut leechers = vec![PeerSpec::leecher(None); 3];
+    leechers.push(liar);
+    let mut spec = SwarmSpec::new(
+        512 << 10,
+        32 << 10,
+        PeerSpec::seed(Some(f64::from(256 << 10))),
+        leechers,
+        Duration::from_secs(1),
+    );
+    spec.subnet = 72;
+    spec.deadline = Duration::from_secs(60);
+    let report = run_swarm(&spec).await.unwrap();
+    assert!(report.finished, "{report:#?}");
+    let liar_addr = report.leechers[3].node.addr;
+    let mut failures = 0;
+    for l in report.leechers.iter().filter(|l| l.honest) {
+        assert!(l.verified, "{:?}", l.node);
+        failures += l.node.hash_failures;
+        for d in &l.node.dropped {
+            assert_eq!(d.addr.ip(), liar_addr.ip(), "only the liar is dropped: {d:?}");
+            assert!(d.reason.contains("hash check"), "{}", d.reason);
+        }
+    }
+    assert!(failures >= 1, "{report:#?}");
+    let dropped_by = report
+        .leechers
+        .iter()
+        .filter(|l| l.honest && !l.node.dropped.is_empty())
+        .count();
+    assert!(dropped_by >= 1, "{report:#?}");
+}
