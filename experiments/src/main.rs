@@ -132,10 +132,63 @@ enum Command {
         #[arg(long)]
         resume: bool,
     },
+    /// Our BitTorrent peer by hand (for interop with other clients, on loopback).
+    Bt {
+        #[command(subcommand)]
+        action: BtAction,
+    },
     /// Rebuild FOLDER/report.html from FOLDER/results.json (what `onionlab run` left there).
     Report {
         /// A report folder.
         folder: PathBuf,
+    },
+}
+
+/// `onionlab bt ...`.
+#[derive(Subcommand)]
+enum BtAction {
+    /// A minimal HTTP tracker (compact peers) until Ctrl-C.
+    Tracker {
+        /// Where it listens.
+        #[arg(long, default_value = "127.0.0.1:6969")]
+        listen: SocketAddr,
+    },
+    /// Seed FILE: write its .torrent, then serve it until Ctrl-C.
+    Seed {
+        /// The content.
+        file: PathBuf,
+        /// Where to write the .torrent.
+        #[arg(long)]
+        torrent: PathBuf,
+        /// The tracker's announce URL.
+        #[arg(long, default_value = "http://127.0.0.1:6969/announce")]
+        announce: String,
+        /// Our address.
+        #[arg(long, default_value = "127.0.1.1")]
+        ip: std::net::IpAddr,
+        /// Our port.
+        #[arg(long, default_value_t = 6881)]
+        port: u16,
+        /// Piece size in KiB.
+        #[arg(long, default_value_t = 64)]
+        piece_kib: u32,
+        /// Upload limit in KiB/s (default: none).
+        #[arg(long)]
+        upload_kibps: Option<f64>,
+    },
+    /// Download TORRENT from its swarm, write the verified content to --out, and leave.
+    Leech {
+        /// The .torrent (single file, HTTP tracker).
+        torrent: PathBuf,
+        /// Where to write the content.
+        #[arg(long)]
+        out: PathBuf,
+        /// Our address.
+        #[arg(long, default_value = "127.0.3.1")]
+        ip: std::net::IpAddr,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout_secs: u64,
     },
 }
 
@@ -287,6 +340,54 @@ async fn main() -> anyhow::Result<()> {
             }
             println!("report: {}", done.report.display());
             anyhow::ensure!(done.passed(), "some checks failed");
+            Ok(())
+        }
+        Command::Bt { action } => {
+            use onionlab_experiments::swarm::{client::ClientConfig, node::NodeConfig, standalone, tracker};
+            match action {
+                BtAction::Tracker { listen } => {
+                    let t = tracker::Tracker::start(tracker::TrackerConfig {
+                        listen,
+                        ..Default::default()
+                    })
+                    .await?;
+                    println!("tracker {}", t.url());
+                    tokio::signal::ctrl_c().await?;
+                }
+                BtAction::Seed {
+                    file,
+                    torrent,
+                    announce,
+                    ip,
+                    port,
+                    piece_kib,
+                    upload_kibps,
+                } => {
+                    let mut cfg = NodeConfig::new("seed", ip, ClientConfig::default());
+                    cfg.port = port;
+                    cfg.upload_limit = upload_kibps.map(|k| k * 1024.0);
+                    let node = standalone::seed(&file, &torrent, &announce, piece_kib * 1024, cfg).await?;
+                    println!("seeding {} from {}", file.display(), node.addr());
+                    tokio::signal::ctrl_c().await?;
+                    let r = node.stop().await;
+                    println!("uploaded {} bytes", r.uploaded);
+                }
+                BtAction::Leech {
+                    torrent,
+                    out,
+                    ip,
+                    timeout_secs,
+                } => {
+                    let r = standalone::leech(&torrent, ip, &out, Duration::from_secs(timeout_secs)).await?;
+                    println!(
+                        "downloaded {} bytes in {:.2} s ({} hash failures, {} peers dropped)",
+                        r.downloaded,
+                        r.completed_after.unwrap_or_default().as_secs_f64(),
+                        r.hash_failures,
+                        r.dropped.len()
+                    );
+                }
+            }
             Ok(())
         }
         Command::Report { folder } => {

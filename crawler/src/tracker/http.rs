@@ -173,7 +173,8 @@ impl AnnounceRequest {
     /// Reads an announce from the request target a tracker received (`/announce?info_hash=…`),
     /// the other half of [`announce_url`]: `info_hash`, `peer_id` (20 bytes each once decoded),
     /// `port`, `uploaded`, `downloaded` and `left` are required; `event`, `numwant`, `key` (hex)
-    /// and `trackerid` are optional; other parameters (`compact`, `ip`, a passkey) are ignored.
+    /// and `trackerid` are optional (a `key` that is not hex is dropped: BEP 3 leaves it
+    /// opaque); other parameters (`compact`, `ip`, a passkey) are ignored.
     /// A repeated parameter is refused (two readings of one announce); offsets are into `target`.
     pub fn parse_target(target: &str) -> Result<AnnounceRequest, HttpError> {
         let bad =
@@ -234,15 +235,12 @@ impl AnnounceRequest {
                 _ => return Err(bad("event", *at, "not started, completed, stopped or empty")),
             },
         };
-        let key = match found.get("key") {
-            None => None,
-            Some((at, v)) => Some(
-                std::str::from_utf8(v)
-                    .ok()
-                    .and_then(|t| u32::from_str_radix(t, 16).ok())
-                    .ok_or(bad("key", *at, "not up to 8 hex digits"))?,
-            ),
-        };
+        // BEP 3 leaves `key` opaque; clients differ (aria2 sends raw bytes). One that is not
+        // up to 8 hex digits is not an error, just not a key this type can hold.
+        let key = found
+            .get("key")
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+            .and_then(|t| u32::from_str_radix(t, 16).ok());
         Ok(AnnounceRequest {
             info_hash: InfoHash(twenty("info_hash")?),
             peer_id: twenty("peer_id")?,

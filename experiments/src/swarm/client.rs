@@ -6,8 +6,7 @@
 //! clock.
 //!
 //! Bad input from a peer drops that peer with a [`DropReason`] (logged by the driver, counted
-//! in [`ClientStats::dropped`]), never a panic: a bitfield that is not the first message or
-//! has the wrong size, a `have` or `request` outside the torrent, a request for a piece we do
+//! in [`ClientStats::dropped`]), never a panic: a bitfield of the wrong size, a `have` or `request` outside the torrent, a request for a piece we do
 //! not have or over [`MAX_REQUEST`] bytes, more queued requests than
 //! [`ClientConfig::max_queued_requests`], a block of the wrong length, too many blocks nobody
 //! asked for. A piece that fails its SHA-1 is fetched again; the peer that sent all of it is
@@ -171,7 +170,6 @@ struct Conn {
     peer_choking: bool,
     peer_interested: bool,
     has: Bitfield,
-    got_message: bool,
     ours: Vec<(BlockRef, Instant)>,
     theirs: VecDeque<BlockRef>,
     control: VecDeque<Message>,
@@ -434,7 +432,6 @@ impl Client {
             peer_choking: true,
             peer_interested: false,
             has: Bitfield::new(self.geometry.pieces),
-            got_message: false,
             ours: Vec::new(),
             theirs: VecDeque::new(),
             control: VecDeque::new(),
@@ -500,7 +497,6 @@ impl Client {
         let Some(conn) = self.conns.get_mut(&id) else {
             return Ok(());
         };
-        let first = !std::mem::replace(&mut conn.got_message, true);
         match msg {
             Message::KeepAlive | Message::Port(_) | Message::Extended { .. } | Message::Unknown { .. } => {}
             Message::Choke => {
@@ -528,12 +524,14 @@ impl Client {
                 }
             }
             Message::Bitfield(bits) => {
-                if !first {
-                    return Err(DropReason::Protocol("bitfield after other messages".into()));
-                }
+                // BEP 3 sends it first, if at all; aria2 sends it late and more than once (after
+                // `have`s, twice in a row). Each is merged in, as `have`s of the pieces it adds.
                 let has = Bitfield::from_wire(&bits, pieces).map_err(|e| DropReason::Protocol(e.to_string()))?;
-                self.picker.add_peer(&has);
-                conn.has = has;
+                for i in has.ones() {
+                    if conn.has.set(i) {
+                        self.picker.add_have(i);
+                    }
+                }
                 self.after_news(id, now)?;
             }
             Message::Request { piece, begin, length } => {

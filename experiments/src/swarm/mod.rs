@@ -12,6 +12,7 @@
 //! - [`node`]: the tokio driver: listener, connections, rate limits, announces.
 //! - [`runner`]: a seed and N leechers (and free riders), each on its own 127.x.y.z, with
 //!   rate limits; completion times and bytes up and down per peer.
+//! - [`standalone`]: one seed, leecher or tracker run by hand, for interop with other clients.
 //!
 //! [`PieceStore`]: torrent::PieceStore
 
@@ -22,5 +23,6 @@ pub mod node;
 pub mod picker;
 pub mod rate;
 pub mod runner;
+pub mod standalone;
 pub mod torrent;
 pub mod tracker;

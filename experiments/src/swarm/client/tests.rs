@@ -124,10 +124,6 @@ fn protocol_violations_drop_the_peer() {
     let (meta, data) = torrent(100_000, 32 << 10);
     let now = Instant::now();
     let cases: Vec<(Vec<Message>, &str)> = vec![
-        (
-            vec![Message::Have { piece: 0 }, Message::Bitfield(vec![0xf0])],
-            "bitfield after",
-        ),
         (vec![Message::Bitfield(vec![0xf0, 0])], "bitfield of 2 bytes"),
         (vec![Message::Bitfield(vec![0xf8])], "spare bits"),
         (vec![Message::Have { piece: 4 }], "have for piece 4"),
@@ -188,6 +184,22 @@ fn protocol_violations_drop_the_peer() {
     }
     assert!(matches!(leech.receive(2, block(), now), Err(DropReason::Limit(_))));
     assert_eq!(leech.stats().wasted, 4 * (16 << 10));
+}
+
+#[test]
+fn late_and_repeated_bitfields_are_merged() {
+    let (meta, _) = torrent(100_000, 32 << 10);
+    let now = Instant::now();
+    let mut leech = client(&meta, None, |_| {});
+    let other = client(&meta, None, |_| {});
+    leech.connected(1, addr(2), false, &other.handshake(), now).unwrap();
+    // As aria2 does: a have, then its bitfield, then a larger one.
+    leech.receive(1, Message::Have { piece: 3 }, now).unwrap();
+    leech.receive(1, Message::Bitfield(vec![0x10]), now).unwrap();
+    leech.receive(1, Message::Bitfield(vec![0x90]), now).unwrap();
+    assert_eq!((leech.picker.availability(0), leech.picker.availability(3)), (1, 1));
+    let sent: Vec<Message> = std::iter::from_fn(|| leech.poll_transmit(1, now)).collect();
+    assert_eq!(sent, vec![Message::Interested]);
 }
 
 #[test]

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Interop: our BitTorrent peer (`onionlab bt`) with aria2, unmodified, on loopback.
+#
+# In a private network namespace that has only `lo`:
+#   1. our tracker (`onionlab bt tracker`) and our seed (`onionlab bt seed`, which writes the
+#      .torrent) on their own addresses;
+#   2. an aria2 leecher that finds our seed through our tracker and downloads the payload from
+#      it: its file must equal the payload byte for byte;
+#   3. our seed stops; our leecher (`onionlab bt leech`) downloads the payload from aria2, now
+#      seeding, and must write the same bytes.
+# Prints PASS/FAIL per check; exits non-zero on any FAIL. Needs root (ip netns) and aria2c.
+# Environment: ONIONLAB (the binary; default: build it), INTEROP_KEEP=1 keeps the work folder.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+NS=onionlab-bt-$$
+WORK=$(mktemp -d /tmp/onionlab-bt-interop.XXXXXX)
+NS_CREATED=0
+PIDS=()
+FAILS=0
+TRACKER=127.0.0.1:6969
+SEED_IP=127.0.1.1
+ARIA_IP=127.0.2.1
+PAYLOAD_MIB=8
+WAIT_SECS=${WAIT_SECS:-60}
+
+log() { printf '[bt-interop %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+pass() { echo "PASS $1"; }
+fail() { FAILS=$((FAILS + 1)); echo "FAIL $1${2:+: $2}"; }
+in_ns() { ip netns exec "$NS" "$@"; }
+alive() { kill -0 "$1" 2>/dev/null; }
+
+cleanup() {
+  local rc=$? pid
+  set +e
+  for pid in "${PIDS[@]}"; do alive "$pid" && kill -TERM "$pid"; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
+    alive "$pid" && kill -KILL "$pid"
+    wait "$pid" 2>/dev/null
+  done
+  if ((NS_CREATED)); then
+    local left
+    left=$(ip netns pids "$NS" 2>/dev/null | tr '\n' ' ')
+    [[ -n ${left// /} ]] && kill -KILL $left 2>/dev/null
+    ip netns del "$NS"
+  fi
+  if ((rc != 0 || FAILS > 0)) || [[ ${INTEROP_KEEP:-0} == 1 ]]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+start() { # LOG ARGS...
+  local out=$1
+  shift
+  ip netns exec "$NS" "$@" >"$out" 2>&1 &
+  PIDS+=("$!")
+}
+
+wait_for() { # SECS WHAT COMMAND...
+  local deadline=$((SECONDS + $1)) what=$2
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || { log "gave up waiting for $what"; return 1; }
+    sleep 0.2
+  done
+}
+listening() { in_ns ss -H -ltn "src $1" | grep -q .; }
+
+command -v aria2c >/dev/null || {
+  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends aria2 iproute2
+}
+if [[ -n ${ONIONLAB:-} ]]; then
+  BIN=$ONIONLAB
+else
+  (cd "$ROOT" && cargo build -q -p onionlab-experiments --bin onionlab)
+  BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/onionlab
+fi
+
+ip netns add "$NS"
+NS_CREATED=1
+in_ns ip link set lo up
+mkdir -p "$WORK/seed" "$WORK/aria" "$WORK/ours"
+head -c $((PAYLOAD_MIB << 20)) /dev/urandom >"$WORK/seed/payload.bin"
+
+start "$WORK/tracker.log" "$BIN" bt tracker --listen $TRACKER
+wait_for 20 "our tracker" listening $TRACKER || { fail setup "tracker"; exit 1; }
+start "$WORK/seed.log" "$BIN" bt seed "$WORK/seed/payload.bin" --torrent "$WORK/payload.torrent" \
+  --announce "http://$TRACKER/announce" --ip $SEED_IP --port 6881
+SEED_PID=${PIDS[-1]}
+wait_for 20 "our seed" listening $SEED_IP:6881 || { fail setup "seed"; exit 1; }
+
+# aria2 leeches from our seed and then keeps seeding.
+start "$WORK/aria2.log" aria2c --interface=$ARIA_IP --listen-port=6882 --enable-dht=false --enable-dht6=false \
+  --bt-enable-lpd=false --disable-ipv6=true --enable-peer-exchange=false --console-log-level=warn \
+  --summary-interval=0 --log-level=debug -l "$WORK/aria2-debug.log" --seed-ratio=0.0 --seed-time=10 -d "$WORK/aria" "$WORK/payload.torrent"
+complete() { cmp -s "$WORK/aria/payload.bin" "$WORK/seed/payload.bin"; }
+if wait_for $WAIT_SECS "aria2's download" complete; then
+  pass "aria2 downloaded $PAYLOAD_MIB MiB from our seed, found through our tracker"
+else
+  fail "aria2 leeching from our seed" "$(tail -3 "$WORK/aria2.log" | tr '\n' ' ')"
+fi
+
+# Our seed leaves; our leecher must get every piece from aria2.
+kill -INT "$SEED_PID"
+wait_for 10 "our seed to stop" bash -c "! kill -0 $SEED_PID"
+log "$(tail -1 "$WORK/seed.log")"
+if timeout 90 ip netns exec "$NS" "$BIN" bt leech "$WORK/payload.torrent" --out "$WORK/ours/payload.bin" \
+  --ip 127.0.3.1 --timeout-secs $WAIT_SECS >"$WORK/leech.log" 2>&1 &&
+  cmp -s "$WORK/ours/payload.bin" "$WORK/seed/payload.bin"; then
+  pass "our leecher downloaded the payload from aria2 ($(tail -1 "$WORK/leech.log"))"
+else
+  fail "our leecher from aria2" "$(tail -3 "$WORK/leech.log" | tr '\n' ' ')"
+fi
+((FAILS == 0))
