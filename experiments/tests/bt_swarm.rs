@@ -75,3 +75,40 @@ async fn a_leecher_serving_corrupt_pieces_is_dropped() {
         .count();
     assert!(dropped_by >= 1, "{report:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_strategy_trades_and_the_free_rider_never_uploads() {
+    use onionlab_experiments::swarm::choker::Strategy;
+    let peer = |strategy| PeerSpec {
+        strategy,
+        ..PeerSpec::leecher(Some(f64::from(512 << 10)))
+    };
+    let leechers = vec![
+        peer(Strategy::Standard),
+        peer(Strategy::Standard),
+        peer(Strategy::BitTyrant),
+        peer(Strategy::PropShare),
+        peer(Strategy::BitThief),
+    ];
+    let mut spec = SwarmSpec::new(
+        1 << 20,
+        32 << 10,
+        PeerSpec::seed(Some(f64::from(1 << 20))),
+        leechers,
+        Duration::from_secs(1),
+    );
+    spec.subnet = 73;
+    spec.deadline = Duration::from_secs(60);
+    let report = run_swarm(&spec).await.unwrap();
+    assert!(report.finished, "{report:#?}");
+    for l in report.leechers.iter().filter(|l| l.honest) {
+        assert!(l.verified, "{:?}", l.node);
+    }
+    let thief = &report.leechers[4];
+    assert!(!thief.honest);
+    assert_eq!(thief.node.strategy, Strategy::BitThief);
+    assert_eq!(thief.node.uploaded, 0, "{:?}", thief.node);
+    // The traders did trade (with each other and with the free rider).
+    let traders_up: Vec<u64> = report.leechers[..4].iter().map(|l| l.node.uploaded).collect();
+    assert!(traders_up.iter().filter(|&&u| u > 0).count() >= 2, "{traders_up:?}");
+}
