@@ -9,7 +9,7 @@
 #   3. our seed stops; our leecher (`onionlab bt leech`) downloads the payload from aria2, now
 #      seeding, and must write the same bytes.
 # Prints PASS/FAIL per check; exits non-zero on any FAIL. Needs root (ip netns) and aria2c.
-# Environment: ONIONLAB (the binary; default: build it), INTEROP_KEEP=1 keeps the work folder.
+# Environment: ONIONLAB (the binary; default: the one `cargo test --workspace` builds), INTEROP_KEEP=1 keeps the work folder.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -74,8 +74,8 @@ command -v aria2c >/dev/null || {
 if [[ -n ${ONIONLAB:-} ]]; then
   BIN=$ONIONLAB
 else
-  (cd "$ROOT" && cargo build -q -p onionlab-experiments --bin onionlab)
-  BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/onionlab
+  source "$ROOT/interop/lib.sh"
+  BIN=$(workspace_bin onionlab)
 fi
 
 ip netns add "$NS"
