@@ -370,7 +370,7 @@ async fn main() -> anyhow::Result<()> {
                     println!("seeding {} from {}", file.display(), node.addr());
                     tokio::signal::ctrl_c().await?;
                     let r = node.stop().await;
-                    println!("uploaded {} bytes", r.uploaded);
+                    println!("uploaded {} bytes", r.stats.uploaded);
                 }
                 BtAction::Leech {
                     torrent,
@@ -381,10 +381,10 @@ async fn main() -> anyhow::Result<()> {
                     let r = standalone::leech(&torrent, ip, &out, Duration::from_secs(timeout_secs)).await?;
                     println!(
                         "downloaded {} bytes in {:.2} s ({} hash failures, {} peers dropped)",
-                        r.downloaded,
+                        r.stats.downloaded,
                         r.completed_after.unwrap_or_default().as_secs_f64(),
-                        r.hash_failures,
-                        r.dropped.len()
+                        r.stats.hash_failures,
+                        r.stats.dropped.len()
                     );
                 }
             }

@@ -25,14 +25,18 @@ async fn a_seed_and_three_leechers_share_a_torrent() {
     for l in &report.leechers {
         assert!(l.verified, "{:?}", l.node);
         assert!(l.node.completed_after.is_some());
-        assert_eq!(l.node.hash_failures, 0);
-        assert!(l.node.dropped.is_empty(), "{:?}", l.node.dropped);
+        assert_eq!(l.node.stats.hash_failures, 0);
+        assert!(l.node.stats.dropped.is_empty(), "{:?}", l.node.stats.dropped);
     }
     assert!(report.distribution_time().is_some());
     // Everyone got the file; the seed sent at least one copy.
-    let down: u64 = report.leechers.iter().map(|l| l.node.downloaded - l.node.wasted).sum();
+    let down: u64 = report
+        .leechers
+        .iter()
+        .map(|l| l.node.stats.downloaded - l.node.stats.wasted)
+        .sum();
     assert_eq!(down, 3 << 20);
-    assert!(report.seed.uploaded >= 1 << 20);
+    assert!(report.seed.stats.uploaded >= 1 << 20);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,8 +65,8 @@ async fn a_leecher_serving_corrupt_pieces_is_dropped() {
     let mut failures = 0;
     for l in report.leechers.iter().filter(|l| l.honest) {
         assert!(l.verified, "{:?}", l.node);
-        failures += l.node.hash_failures;
-        for d in &l.node.dropped {
+        failures += l.node.stats.hash_failures;
+        for d in &l.node.stats.dropped {
             assert_eq!(d.addr.ip(), liar_addr.ip(), "only the liar is dropped: {d:?}");
             assert!(d.reason.contains("hash check"), "{}", d.reason);
         }
@@ -71,7 +75,7 @@ async fn a_leecher_serving_corrupt_pieces_is_dropped() {
     let dropped_by = report
         .leechers
         .iter()
-        .filter(|l| l.honest && !l.node.dropped.is_empty())
+        .filter(|l| l.honest && !l.node.stats.dropped.is_empty())
         .count();
     assert!(dropped_by >= 1, "{report:#?}");
 }
@@ -107,8 +111,8 @@ async fn every_strategy_trades_and_the_free_rider_never_uploads() {
     let thief = &report.leechers[4];
     assert!(!thief.honest);
     assert_eq!(thief.node.strategy, Strategy::BitThief);
-    assert_eq!(thief.node.uploaded, 0, "{:?}", thief.node);
+    assert_eq!(thief.node.stats.uploaded, 0, "{:?}", thief.node);
     // The traders did trade (with each other and with the free rider).
-    let traders_up: Vec<u64> = report.leechers[..4].iter().map(|l| l.node.uploaded).collect();
+    let traders_up: Vec<u64> = report.leechers[..4].iter().map(|l| l.node.stats.uploaded).collect();
     assert!(traders_up.iter().filter(|&&u| u > 0).count() >= 2, "{traders_up:?}");
 }

@@ -173,7 +173,7 @@ pub async fn run(params: &Params, seed: u64, progress: &Progress) -> Result<Outc
         let p2p = once(true, p2p_bound).await?;
         progress.step();
         let time = |r: &SwarmReport| r.distribution_time().map(|t| t.as_secs_f64());
-        let leech_up: u64 = p2p.leechers.iter().map(|l| l.node.uploaded).sum();
+        let leech_up: u64 = p2p.leechers.iter().map(|l| l.node.stats.uploaded).sum();
         let unverified = [&cs, &p2p]
             .iter()
             .flat_map(|r| &r.leechers)
@@ -193,7 +193,7 @@ pub async fn run(params: &Params, seed: u64, progress: &Progress) -> Result<Outc
             cs_bound,
             p2p: time(&p2p),
             p2p_bound,
-            seed_share: p2p.seed.uploaded as f64 / (p2p.seed.uploaded + leech_up).max(1) as f64,
+            seed_share: p2p.seed.stats.uploaded as f64 / (p2p.seed.stats.uploaded + leech_up).max(1) as f64,
             unverified,
         });
     }

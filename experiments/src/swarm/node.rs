@@ -31,7 +31,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use super::choker::Strategy;
-use super::client::{Client, ClientConfig, ConnId, Dropped};
+use super::client::{Client, ClientConfig, ClientStats, ConnId};
 use super::rate::TokenBucket;
 use super::torrent::PieceStore;
 
@@ -133,18 +133,8 @@ pub struct NodeReport {
     pub started_complete: bool,
     /// Time from its start to its last verified piece.
     pub completed_after: Option<Duration>,
-    /// Piece data sent.
-    pub uploaded: u64,
-    /// Piece data received.
-    pub downloaded: u64,
-    /// Piece data received and not needed.
-    pub wasted: u64,
-    /// Pieces that failed their hash check.
-    pub hash_failures: u32,
-    /// Peers it dropped for misbehaving.
-    pub dropped: Vec<Dropped>,
-    /// Most connections at once.
-    pub peak_connections: usize,
+    /// Its protocol totals (bytes up and down, hash failures, peers dropped).
+    pub stats: ClientStats,
 }
 
 /// What one connection's tasks share with the rest of the node.
@@ -312,12 +302,7 @@ impl Node {
             completed_after: c
                 .completed_at()
                 .map(|t| t.saturating_duration_since(self.shared.started)),
-            uploaded: stats.uploaded,
-            downloaded: stats.downloaded,
-            wasted: stats.wasted,
-            hash_failures: stats.hash_failures,
-            dropped: stats.dropped.clone(),
-            peak_connections: stats.peak_connections,
+            stats: stats.clone(),
         }
     }
 
