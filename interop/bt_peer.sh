@@ -51,21 +51,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-start() { # LOG ARGS...
-  local out=$1
-  shift
-  ip netns exec "$NS" "$@" >"$out" 2>&1 &
-  PIDS+=("$!")
-}
+source "$ROOT/interop/lib.sh"
 
-wait_for() { # SECS WHAT COMMAND...
-  local deadline=$((SECONDS + $1)) what=$2
-  shift 2
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || { log "gave up waiting for $what"; return 1; }
-    sleep 0.2
-  done
-}
 listening() { in_ns ss -H -ltn "src $1" | grep -q .; }
 
 command -v aria2c >/dev/null || {
@@ -74,7 +61,6 @@ command -v aria2c >/dev/null || {
 if [[ -n ${ONIONLAB:-} ]]; then
   BIN=$ONIONLAB
 else
-  source "$ROOT/interop/lib.sh"
   BIN=$(workspace_bin onionlab)
 fi
 

@@ -91,28 +91,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Starts `ip netns exec NS ARGS...` in the background (ip execs, so $! is the daemon itself),
-# logging to FILE.
-start() { # FILE ARGS...
-  local out=$1
-  shift
-  ip netns exec "$NS" "$@" >"$out" 2>&1 &
-  PIDS+=("$!")
-}
-
-# Polls COMMAND every 0.2 s for at most SECS seconds.
-wait_for() { # SECS DESCRIPTION COMMAND...
-  local secs=$1 what=$2 deadline
-  shift 2
-  deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    if ((SECONDS >= deadline)); then
-      log "gave up after ${secs}s waiting for $what"
-      return 1
-    fi
-    sleep 0.2
-  done
-}
+source "$ROOT/interop/lib.sh"
 
 listening() { # PROTO(t|u) IP:PORT
   in_ns ss -H -l"$1"n "src $2" | grep -q .
@@ -135,7 +114,6 @@ if [[ -n ${ONIONLAB_CRAWL:-} ]]; then
   BIN=$ONIONLAB_CRAWL
 else
   log "building onionlab-crawl"
-  source "$ROOT/interop/lib.sh"
   BIN=$(workspace_bin onionlab-crawl)
 fi
 [[ -x $BIN ]] || { echo "FAIL setup: $BIN is not executable"; exit 1; }

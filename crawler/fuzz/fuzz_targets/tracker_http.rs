@@ -1,12 +1,17 @@
 //! Fuzzes HTTP tracker reply parsing: `AnnounceResponse::parse` and `ScrapeResponse::parse` must
 //! never panic, and an accepted reply re-encodes to one that parses back to the same value
-//! (deviations aside).
+//! (deviations aside). The tracker's side too: `AnnounceRequest::parse_target` (the request
+//! target an announce arrives with) and `percent_decode` must never panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use onionlab_crawler::tracker::http::{AnnounceResponse, Reply, ScrapeResponse};
+use onionlab_crawler::tracker::http::{AnnounceRequest, AnnounceResponse, Reply, ScrapeResponse, percent_decode};
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = AnnounceRequest::parse_target(text);
+        let _ = percent_decode(text, true);
+    }
     match AnnounceResponse::parse(data) {
         Ok(Reply::Ok(mut r)) => {
             r.deviations.clear();
