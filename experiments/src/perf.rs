@@ -25,7 +25,8 @@ pub struct PerfReport {
     pub onion: Duration,
 }
 
-fn quantile(sorted: &[Duration], q: f64) -> Duration {
+/// The q-quantile of `sorted` (nearest rank; zero for none).
+pub(crate) fn quantile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }

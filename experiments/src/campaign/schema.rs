@@ -185,6 +185,19 @@ mod tests {
     }
 
     #[test]
+    fn lab_durations_are_read_as_written() {
+        let text = OK.replace("{ nodes: 300 }", "{ nodes: 300, duration: 3s, per_ip_interval: 5ms }");
+        let c = Campaign::parse(&text, "c.yaml").unwrap_or_else(|e| panic!("{e}"));
+        let Experiment::DhtCensus(p) = &c.experiment else {
+            panic!("{:?}", c.experiment)
+        };
+        assert_eq!(p.duration, std::time::Duration::from_secs(3));
+        assert_eq!(p.per_ip_interval, std::time::Duration::from_millis(5));
+        let bad = OK.replace("{ nodes: 300 }", "{ nodes: 300, duration: 3 parsecs }");
+        assert!(Campaign::parse(&bad, "c.yaml").is_err());
+    }
+
+    #[test]
     fn errors_name_the_line_and_column_or_the_field() {
         let typo = OK.replace("nodes: 300", "nodez: 300");
         let e = Campaign::parse(&typo, "c.yaml").unwrap_err().to_string();

@@ -54,11 +54,11 @@ pub struct Params {
     /// Every node's UDP port (fixed, so a resumed census finds the same network again).
     pub port: u16,
     /// Politeness of the crawl (our own simulator: far below the 1 s used on real networks).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "super::duration")]
     pub per_ip_interval: Duration,
     /// How long the crawl campaign runs: the DHT crawl and its lookups, while the swarm
     /// monitor tries every peer the lookups hand out.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "super::duration")]
     pub duration: Duration,
 }
 
@@ -91,11 +91,6 @@ impl Default for Params {
             duration: Duration::from_secs(15),
         }
     }
-}
-
-fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    onionlab_crawler::campaign::parse_duration(&text).map_err(serde::de::Error::custom)
 }
 
 /// Why the census could not run.

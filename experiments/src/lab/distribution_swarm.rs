@@ -44,7 +44,7 @@ pub struct Params {
     /// on stale availability (the client's default, 16, suits real networks' round trips).
     pub pipeline: usize,
     /// The choker's regular period (the optimistic one is three times it).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "super::duration")]
     pub choke_interval: Duration,
     /// The second octet of every address (127.S.x.y).
     pub subnet: u8,
@@ -70,11 +70,6 @@ impl Default for Params {
             deadline_factor: 4.0,
         }
     }
-}
-
-fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    onionlab_crawler::campaign::parse_duration(&text).map_err(serde::de::Error::custom)
 }
 
 /// Most leechers in one swarm.

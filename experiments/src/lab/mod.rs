@@ -25,6 +25,13 @@ use onionlab_crawler::krpc::NodeId;
 use onionlab_crawler::observe::Outcome as ProbeOutcome;
 use onionlab_crawler::store::{CrawlId, Store, StoreError};
 
+/// serde helper for the labs' parameters: a duration written as text (`15s`, `500ms`), read by
+/// the crawler campaigns' rule.
+pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(d)?;
+    onionlab_crawler::campaign::parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
 /// The DHT ids that answered in crawl `crawl` of the campaign output folder `folder`.
 pub(crate) fn answered_ids(folder: &Path, crawl: CrawlId) -> Result<BTreeSet<NodeId>, StoreError> {
     let store = Store::open(folder.join(STORE_FILE))?;

@@ -185,29 +185,30 @@ pub async fn run(params: &Params, seed: u64, progress: &Progress) -> Result<Outc
     Ok(outcome(params, &results, &builds))
 }
 
-fn size_key(bytes: u64) -> String {
+/// A size as a count of its largest whole unit: 50 KiB, 5 MiB, 1000 B.
+fn size_unit(bytes: u64) -> (u64, &'static str) {
     match bytes {
-        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{}mib", b >> 20),
-        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{}kib", b >> 10),
-        b => format!("{b}b"),
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => (b >> 20, "MiB"),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => (b >> 10, "KiB"),
+        b => (b, "B"),
     }
+}
+
+fn size_key(bytes: u64) -> String {
+    let (n, unit) = size_unit(bytes);
+    format!("{n}{}", unit.to_lowercase())
 }
 
 fn size_label(bytes: u64) -> String {
-    size_key(bytes)
-        .replace("mib", " MiB")
-        .replace("kib", " KiB")
-        .replace('b', " B")
+    let (n, unit) = size_unit(bytes);
+    format!("{n} {unit}")
 }
 
-/// The q-quantile of `values`, in seconds (nearest rank).
+/// The q-quantile of `values`, in seconds (the nearest rank, as `onionlab bench` takes it).
 fn quantile(values: impl Iterator<Item = Duration>, q: f64) -> f64 {
-    let mut v: Vec<f64> = values.map(|d| d.as_secs_f64()).collect();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n => v[((n - 1) as f64 * q).round() as usize],
-    }
+    let mut sorted: Vec<Duration> = values.collect();
+    sorted.sort();
+    crate::perf::quantile(&sorted, q).as_secs_f64()
 }
 
 fn outcome(params: &Params, results: &[(u64, Vec<Timing>, Vec<Timing>)], builds: &[Duration]) -> Outcome {

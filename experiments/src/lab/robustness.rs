@@ -23,7 +23,7 @@ use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use onionlab_crawler::analysis::topology::{Removal, RobustnessPoint, robustness};
+use onionlab_crawler::analysis::topology::{Removal, RobustnessPoint, degrees, robustness};
 use onionlab_crawler::engine::{Engine, EngineConfig, Recorder};
 use onionlab_crawler::gnutella::crawl::{TopologyConfig, crawl_topology};
 use onionlab_crawler::gnutella::snapshot::edge;
@@ -140,13 +140,7 @@ impl Graph<usize> {
 impl<N: Ord + Copy> Graph<N> {
     /// κ = ⟨k²⟩/⟨k⟩ of the degree sequence.
     fn kappa(&self) -> f64 {
-        let mut degree = std::collections::BTreeMap::new();
-        for (a, b) in &self.edges {
-            *degree.entry(*a).or_insert(0u64) += 1;
-            *degree.entry(*b).or_insert(0u64) += 1;
-        }
-        let (sum, squares) = degree
-            .values()
+        let (sum, squares) = (degrees(&self.nodes, &self.edges).values())
             .fold((0.0, 0.0), |(s, q), &d| (s + d as f64, q + (d * d) as f64));
         if sum > 0.0 { squares / sum } else { 0.0 }
     }
