@@ -9,6 +9,8 @@
 //!   churn) with its ground truth.
 //! - [`campaign`]: `onionlab run CAMPAIGN.yaml`: an experiment, its checks, its report.
 //! - [`lab`]: experiments on loopback against a testbed started for them, scored against its truth.
+//! - [`measure`]: measurement campaigns: a loopback testbed (swarm, DHT) and real targets crawled
+//!   by onionlab-crawl's probes, scored against what the testbed planted.
 //! - [`outcome`]: what an experiment produces (measurements next to published values, figures,
 //!   tables), rendered by the report and compared by campaign checks.
 //! - [`report`]: the experiment report (`report.html` with SVG plots, `results.json`) and its
@@ -24,6 +26,7 @@ pub mod campaign;
 pub mod demo_site;
 pub mod gnutella;
 pub mod lab;
+pub mod measure;
 pub mod outcome;
 pub mod perf;
 pub mod report;

@@ -120,11 +120,12 @@ enum Command {
         #[arg(long)]
         relay_binary: Option<PathBuf>,
     },
-    /// Run an experiment campaign: the experiment its file names (a seeded simulation, or a
-    /// loopback testbed and a measurement of it), its checks, and FOLDER/report.html with the
-    /// measured values next to the published ones and the plots. Exits non-zero when a check
-    /// fails. Ctrl-C stops; `--resume` keeps what an earlier run left (a finished run's results,
-    /// an interrupted crawl).
+    /// Run a campaign: the experiment its file names (a seeded simulation, or a loopback
+    /// testbed and a measurement of it), or a measurement (a testbed: swarm or DHT started on
+    /// loopback, and/or real targets:, crawled by the probes: for the duration:), then its
+    /// checks, and FOLDER/report.html with the measured values next to the published ones and
+    /// the plots. Exits non-zero when a check fails. Ctrl-C stops; `--resume` keeps what an
+    /// earlier run left (a finished run's results, an interrupted crawl).
     Run {
         /// The campaign file (see experiments/campaigns/ and the README for the schema).
         campaign: PathBuf,

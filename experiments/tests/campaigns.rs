@@ -20,7 +20,7 @@ fn campaign_files() -> Vec<PathBuf> {
 }
 
 fn is_simulation(c: &Campaign) -> bool {
-    !c.experiment.is_loopback()
+    !c.is_loopback()
 }
 
 #[tokio::test]

@@ -6,9 +6,10 @@
 //! - [`run`]: the runner: probes on their schedules through one engine into one store, Ctrl-C
 //!   and `--resume`, then the summary and the exports.
 //! - [`summary`]: the analyses over a crawl's rows, and `summary.txt`.
+//! - [`duration`]: durations as people write them (`500ms`, `2s`, `3m`), and their serde helpers.
 
 pub mod config;
-mod duration;
+pub mod duration;
 pub mod plan;
 pub mod run;
 pub mod summary;

@@ -1,10 +1,11 @@
-//! Running an experiment campaign: the experiment (a simulation, or a loopback testbed and a
-//! measurement of it), its checks, then `results.json` and `report.html` in the output folder.
+//! Running a campaign: the experiment (a simulation, or a loopback testbed and a measurement
+//! of it) or the measurement ([`crate::measure`]: a testbed and/or real targets crawled by
+//! the probes), its checks, then `results.json` and `report.html` in the output folder.
 //!
 //! Ctrl-C (the caller's `stop`) ends a run without a report; `--resume` then keeps what the
-//! interrupted run had recorded where the experiment can continue (a crawl campaign resumes in
-//! its store), and a run whose `results.json` is already there is not repeated: only its
-//! report is rebuilt.
+//! interrupted run had recorded where it can continue (a measurement's crawl resumes in its
+//! store), and a run whose `results.json` is already there is not repeated: only its report
+//! is rebuilt.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -12,12 +13,12 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 use super::progress::Progress;
-use super::schema::{Campaign, Experiment};
-use crate::lab::dht_census::{self, CensusError};
+use super::schema::{Campaign, Experiment, Job};
 use crate::lab::distribution_swarm;
 use crate::lab::onion_sybil::{self, SybilRelaysError};
 use crate::lab::onionperf::{self, OnionPerfError};
 use crate::lab::robustness::{self, RobustnessError};
+use crate::measure::{self, MeasureError};
 use crate::outcome::Outcome;
 use crate::report::{self, CheckResult, ReportError, ReportInput};
 use crate::sim;
@@ -62,9 +63,9 @@ pub enum RunError {
         /// The error.
         source: std::io::Error,
     },
-    /// The DHT census failed.
+    /// The measurement failed.
     #[error(transparent)]
-    Census(#[from] CensusError),
+    Measure(MeasureError),
     /// The robustness experiment failed.
     #[error(transparent)]
     Robustness(#[from] RobustnessError),
@@ -124,10 +125,22 @@ pub async fn run(
         return finish(campaign, outcome, true);
     }
     let progress = Progress::new(&campaign.name);
-    progress.stage(campaign.experiment.key());
-    let experiment = async {
+    progress.stage(campaign.key());
+    let experiment = match campaign.job() {
+        Job::Experiment(experiment) => experiment,
+        Job::Measurement => {
+            let outcome = measure::run(campaign, options.resume, &progress, stop)
+                .await
+                .map_err(|e| match e {
+                    MeasureError::Interrupted => RunError::Interrupted,
+                    e => RunError::Measure(e),
+                })?;
+            return finish(campaign, outcome, false);
+        }
+    };
+    let run = async {
         let seed = campaign.seed;
-        Ok::<_, RunError>(match &campaign.experiment {
+        Ok::<_, RunError>(match experiment {
             Experiment::Distribution(p) => sim::distribution::run(p, seed),
             Experiment::DistributionSwarm(p) => distribution_swarm::run(p, seed, &progress).await?,
             Experiment::PieceSelection(p) => sim::piece_selection::run(p, seed),
@@ -137,12 +150,11 @@ pub async fn run(
             Experiment::Chord(p) => sim::chord::run(p, seed),
             Experiment::LifetimeBias(p) => sim::lifetime_bias::run(p, seed),
             Experiment::OnionSybil(p) => onion_sybil::run(p, &progress).await?,
-            Experiment::DhtCensus(p) => dht_census::run(p, seed, &folder, options.resume, &progress).await?,
             Experiment::Onionperf(p) => onionperf::run(p, seed, &progress).await?,
         })
     };
     let outcome = tokio::select! {
-        done = experiment => done?,
+        done = run => done?,
         () = stop => return Err(RunError::Interrupted),
     };
     finish(campaign, outcome, false)

@@ -1,11 +1,12 @@
 //! The churn schedule: for each churning node, alternating sessions and downtimes drawn from
-//! the configured Weibulls by inverse-CDF sampling with the seeded PRNG. Pure: the overlay's
-//! churn tasks only follow it, and the truth log records what actually happened.
+//! two Weibulls by inverse-CDF sampling with the seeded PRNG. Pure: the churn tasks only follow
+//! it (the Gnutella overlay's, and the measurement testbed's swarm), and the truth logs record
+//! what actually happened.
 
 use onionlab_crawler::analysis::sessions::Weibull;
 use onionlab_crawler::dht::space::SplitMix64;
 
-use super::config::{ChurnConfig, WeibullParams};
+use super::config::WeibullParams;
 
 /// One planned session, seconds from the overlay's start. A node starts its first session at
 /// 0; the session in progress at the horizon is the last: after it the node stays away.
@@ -33,15 +34,21 @@ pub(crate) fn unit(rng: &mut SplitMix64) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// The sessions of one churning node up to `config.horizon_secs` (empty if the Weibull
-/// parameters are invalid, which [`super::config::OverlayConfig::validate`] refuses first).
-pub fn schedule(config: &ChurnConfig, rng: &mut SplitMix64) -> Vec<PlannedSession> {
-    let (Some(session), Some(downtime)) = (weibull(&config.session), weibull(&config.downtime)) else {
+/// The sessions of one churning node up to `horizon_secs`, lengths drawn from `session` and the
+/// gaps between them from `downtime` (empty if a Weibull's parameters are invalid, which the
+/// configurations' `validate` refuses first).
+pub fn schedule(
+    session: &WeibullParams,
+    downtime: &WeibullParams,
+    horizon_secs: f64,
+    rng: &mut SplitMix64,
+) -> Vec<PlannedSession> {
+    let (Some(session), Some(downtime)) = (weibull(session), weibull(downtime)) else {
         return Vec::new();
     };
     let mut out = Vec::new();
     let mut t = 0.0;
-    while t < config.horizon_secs {
+    while t < horizon_secs {
         let end = t + session.quantile(unit(rng));
         out.push(PlannedSession { start: t, end });
         t = end + downtime.quantile(unit(rng));
@@ -57,6 +64,7 @@ pub fn churns(fraction: f64, rng: &mut SplitMix64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gnutella::config::ChurnConfig;
     use onionlab_crawler::analysis::sessions::weibull_fit;
 
     #[test]
@@ -66,7 +74,7 @@ mod tests {
             ..ChurnConfig::default()
         };
         let mut rng = SplitMix64::new(5);
-        let sessions = schedule(&config, &mut rng);
+        let sessions = schedule(&config.session, &config.downtime, config.horizon_secs, &mut rng);
         assert_eq!(sessions[0].start, 0.0);
         assert!(sessions.windows(2).all(|w| w[0].end < w[1].start));
         assert!(sessions.last().unwrap().start < config.horizon_secs);
@@ -75,7 +83,12 @@ mod tests {
         let fit = weibull_fit(&lengths).unwrap();
         assert!((fit.shape() - 0.6).abs() < 0.1, "{fit:?}");
         assert!((fit.scale() / 60.0 - 1.0).abs() < 0.2, "{fit:?}");
-        let again = schedule(&config, &mut SplitMix64::new(5));
+        let again = schedule(
+            &config.session,
+            &config.downtime,
+            config.horizon_secs,
+            &mut SplitMix64::new(5),
+        );
         assert_eq!(again, sessions);
     }
 }

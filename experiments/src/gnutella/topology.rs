@@ -161,7 +161,7 @@ impl Plan {
                         Role::Leaf => c.leaf_fraction,
                     };
                     if churn::churns(fraction, &mut churn_rng) {
-                        churn::schedule(c, &mut churn_rng)
+                        churn::schedule(&c.session, &c.downtime, c.horizon_secs, &mut churn_rng)
                     } else {
                         Vec::new()
                     }

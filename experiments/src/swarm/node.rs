@@ -30,6 +30,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 
+use super::bitfield::Bitfield;
 use super::choker::Strategy;
 use super::client::{Client, ClientConfig, ClientStats, ConnId};
 use super::rate::TokenBucket;
@@ -135,6 +136,23 @@ pub struct NodeReport {
     pub completed_after: Option<Duration>,
     /// Its protocol totals (bytes up and down, hash failures, peers dropped).
     pub stats: ClientStats,
+}
+
+impl NodeReport {
+    /// This report (a node's later session at the same address) with an earlier session's
+    /// totals added: bytes, failures and drops summed, the larger peak; the completion time
+    /// stays this session's.
+    pub fn after(mut self, earlier: NodeReport) -> NodeReport {
+        let (s, e) = (&mut self.stats, earlier.stats);
+        s.uploaded += e.uploaded;
+        s.downloaded += e.downloaded;
+        s.wasted += e.wasted;
+        s.hash_failures += e.hash_failures;
+        s.dropped.splice(0..0, e.dropped);
+        s.peak_connections = s.peak_connections.max(e.peak_connections);
+        self.started_complete = earlier.started_complete;
+        self
+    }
 }
 
 /// What one connection's tasks share with the rest of the node.
@@ -287,6 +305,11 @@ impl Node {
     /// The content, once complete.
     pub fn content(&self) -> Option<Vec<u8>> {
         lock(&self.shared.state).client.content().map(<[u8]>::to_vec)
+    }
+
+    /// The pieces it holds (verified).
+    pub fn held(&self) -> Bitfield {
+        lock(&self.shared.state).client.have().clone()
     }
 
     /// What it did so far.

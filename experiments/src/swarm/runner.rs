@@ -5,16 +5,17 @@
 //! its completion time (from its start), bytes up and down, hash failures and the peers it
 //! dropped, and whether its content matches the original byte for byte.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use onionlab_crawler::dht::space::SplitMix64;
 use thiserror::Error;
 
+use super::bitfield::Bitfield;
 use super::choker::Strategy;
 use super::client::ClientConfig;
 use super::node::{Node, NodeConfig, NodeError, NodeReport};
-use super::torrent::{PieceStore, TorrentError, make_torrent};
+use super::torrent::{PieceStore, TorrentError, TorrentFile, make_torrent};
 use super::tracker::{Tracker, TrackerConfig};
 
 /// One peer of the swarm.
@@ -78,6 +79,8 @@ pub struct SwarmSpec {
     /// What every client starts from (choker periods, pipeline, timeouts); peer ids, strategy,
     /// slots and capacity are set per peer.
     pub client: ClientConfig,
+    /// Every node's listening port (each node has its own address).
+    pub port: u16,
     /// The tracker's interval (and the most a node waits between announces).
     pub announce_interval: Duration,
     /// How long the honest leechers may take.
@@ -102,6 +105,7 @@ impl SwarmSpec {
             seed,
             leechers,
             client,
+            port: 6881,
             announce_interval: Duration::from_secs(2),
             deadline: Duration::from_secs(60),
             rng_seed: 1,
@@ -166,26 +170,112 @@ fn ip(subnet: u8, third: u8, fourth: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, subnet, third, fourth))
 }
 
-/// Runs the swarm to its end.
+/// Runs the swarm to its end: every honest leecher complete, or the deadline.
 pub async fn run_swarm(spec: &SwarmSpec) -> Result<SwarmReport, SwarmError> {
-    let mut content = vec![0u8; spec.file_size];
-    SplitMix64::new(spec.rng_seed ^ 0xC0A7_E417).fill(&mut content);
-    let tracker = Tracker::start(TrackerConfig {
-        listen: (ip(spec.subnet, 0, 1), 0).into(),
-        interval: spec.announce_interval,
-        ..TrackerConfig::default()
-    })
-    .await
-    .map_err(SwarmError::Tracker)?;
-    let torrent = make_torrent("payload.bin", &content, spec.piece_length, tracker.url())?;
-    let meta = &torrent.metainfo;
-    let url = tracker.url().to_string();
-    let url = url.as_str();
-    let start = |index: u64, name: String, addr: IpAddr, peer: &PeerSpec| {
+    let swarm = Swarm::start(spec.clone()).await?;
+    let finished = tokio::time::timeout(spec.deadline, swarm.honest_complete())
+        .await
+        .is_ok();
+    Ok(swarm.stop(finished).await)
+}
+
+/// A running testbed swarm: its tracker, its seed and its leechers, each leecher online or
+/// (under churn) away; stops when [`Swarm::stop`]ped or dropped.
+#[derive(Debug)]
+pub struct Swarm {
+    spec: SwarmSpec,
+    content: Vec<u8>,
+    torrent: TorrentFile,
+    tracker: Tracker,
+    seed: Node,
+    leechers: Vec<Leecher>,
+    t0: Instant,
+}
+
+/// One leecher: its address, and its node while it is online.
+#[derive(Debug)]
+struct Leecher {
+    addr: SocketAddr,
+    node: Option<Node>,
+    /// What it held when it last left (it comes back with it).
+    held: Option<Bitfield>,
+    /// Its reports from earlier sessions, bytes and failures added up at the end.
+    earlier: Vec<NodeReport>,
+}
+
+impl Swarm {
+    /// Starts the tracker and the seed, waits for the seed's first announce, then starts every
+    /// leecher. Every node listens on `spec.port` of its own address, so a leecher that leaves
+    /// and comes back is the same peer to a crawler.
+    pub async fn start(spec: SwarmSpec) -> Result<Swarm, SwarmError> {
+        let mut content = vec![0u8; spec.file_size];
+        SplitMix64::new(spec.rng_seed ^ 0xC0A7_E417).fill(&mut content);
+        let tracker = Tracker::start(TrackerConfig {
+            listen: (ip(spec.subnet, 0, 1), 0).into(),
+            interval: spec.announce_interval,
+            ..TrackerConfig::default()
+        })
+        .await
+        .map_err(SwarmError::Tracker)?;
+        let torrent = make_torrent("payload.bin", &content, spec.piece_length, tracker.url())?;
+        let mut swarm = Swarm {
+            seed: Self::start_node(&spec, &torrent, &content, tracker.url(), 0, None).await?,
+            leechers: Vec::with_capacity(spec.leechers.len()),
+            spec,
+            content,
+            torrent,
+            tracker,
+            t0: Instant::now(),
+        };
+        if tokio::time::timeout(Duration::from_secs(10), swarm.seed.announced())
+            .await
+            .is_err()
+        {
+            return Err(SwarmError::SeedSilent);
+        }
+        swarm.t0 = Instant::now();
+        for i in 0..swarm.spec.leechers.len() {
+            let node = Self::start_node(
+                &swarm.spec,
+                &swarm.torrent,
+                &swarm.content,
+                swarm.tracker.url(),
+                i + 1,
+                None,
+            )
+            .await?;
+            swarm.leechers.push(Leecher {
+                addr: node.addr(),
+                node: Some(node),
+                held: None,
+                earlier: Vec::new(),
+            });
+        }
+        Ok(swarm)
+    }
+
+    /// Node `index` (0 the seed, i + 1 leecher i), holding its share of the pieces or, coming
+    /// back, what it held.
+    async fn start_node(
+        spec: &SwarmSpec,
+        torrent: &TorrentFile,
+        content: &[u8],
+        url: &str,
+        index: usize,
+        held: Option<&Bitfield>,
+    ) -> Result<Node, SwarmError> {
+        let (name, addr, peer) = match index {
+            0 => ("seed".to_string(), ip(spec.subnet, 1, 1), &spec.seed),
+            n => {
+                let i = n - 1;
+                let addr = ip(spec.subnet, 2 + (i / 250) as u8, 1 + (i % 250) as u8);
+                (format!("leecher-{i}"), addr, &spec.leechers[i])
+            }
+        };
         let mut client = spec.client.clone();
         client.peer_id = onionlab_crawler::probe::random_peer_id();
         client.strategy = peer.strategy;
-        client.seed = spec.rng_seed.wrapping_mul(0x9E37_79B9).wrapping_add(index);
+        client.seed = spec.rng_seed.wrapping_mul(0x9E37_79B9).wrapping_add(index as u64);
         client.corrupt_uploads = peer.corrupt;
         if !peer.uploads {
             client.choker.slots = 0;
@@ -197,61 +287,120 @@ pub async fn run_swarm(spec: &SwarmSpec) -> Result<SwarmReport, SwarmError> {
             client.max_connections = client.max_connections.max(1000);
         }
         let mut cfg = NodeConfig::new(name, addr, client);
+        cfg.port = spec.port;
         cfg.upload_limit = peer.upload_limit;
         cfg.download_limit = peer.download_limit;
         cfg.announce_interval = spec.announce_interval;
-        let pieces = meta.info.pieces.len() as f64;
-        let held = (peer.holds.clamp(0.0, 1.0) * pieces).ceil() as u32;
-        let store = PieceStore::with_content(&meta.info, &content, |i| i < held);
-        async move { Ok::<_, SwarmError>(Node::start(cfg, meta.info_hash, url, store?).await?) }
-    };
-    let seed = start(0, "seed".into(), ip(spec.subnet, 1, 1), &spec.seed).await?;
-    if tokio::time::timeout(Duration::from_secs(10), seed.announced())
-        .await
-        .is_err()
-    {
-        return Err(SwarmError::SeedSilent);
+        let info = &torrent.metainfo.info;
+        let first = (peer.holds.clamp(0.0, 1.0) * info.pieces.len() as f64).ceil() as u32;
+        let store = match held {
+            Some(had) => PieceStore::with_content(info, content, |i| had.has(i)),
+            None => PieceStore::with_content(info, content, |i| i < first),
+        }?;
+        Ok(Node::start(cfg, torrent.metainfo.info_hash, url, store).await?)
     }
-    let t0 = Instant::now();
-    let mut leechers = Vec::with_capacity(spec.leechers.len());
-    for (i, peer) in spec.leechers.iter().enumerate() {
-        let addr = ip(spec.subnet, 2 + (i / 250) as u8, 1 + (i % 250) as u8);
-        leechers.push(start(1 + i as u64, format!("leecher-{i}"), addr, peer).await?);
+
+    /// The `.torrent` every node shares.
+    pub fn torrent(&self) -> &TorrentFile {
+        &self.torrent
     }
-    let honest = spec.leechers.iter().zip(&leechers).filter(|(p, _)| p.honest());
-    let all_done = async {
-        // Completion is a state, not an event: waiting for each in turn misses none.
-        for (_, node) in honest {
-            node.complete().await;
+
+    /// The tracker's announce URL.
+    pub fn tracker_url(&self) -> &str {
+        self.tracker.url()
+    }
+
+    /// The seed's address.
+    pub fn seed_addr(&self) -> SocketAddr {
+        self.seed.addr()
+    }
+
+    /// Every leecher's address and what it is, in the order given.
+    pub fn leechers(&self) -> impl Iterator<Item = (SocketAddr, &PeerSpec)> {
+        self.leechers.iter().map(|l| l.addr).zip(&self.spec.leechers)
+    }
+
+    /// Whether leecher `i` is online.
+    pub fn is_online(&self, i: usize) -> bool {
+        self.leechers.get(i).is_some_and(|l| l.node.is_some())
+    }
+
+    /// Waits until every honest leecher holds the whole torrent (each waited for in turn:
+    /// completion is a state, not an event).
+    pub async fn honest_complete(&self) {
+        for (l, peer) in self.leechers.iter().zip(&self.spec.leechers) {
+            if let (Some(node), true) = (&l.node, peer.honest()) {
+                node.complete().await;
+            }
         }
-    };
-    let finished = tokio::time::timeout(spec.deadline, all_done).await.is_ok();
-    tracing::info!(
-        leechers = leechers.len(),
-        finished,
-        "swarm ran for {:.2} s",
-        t0.elapsed().as_secs_f64()
-    );
-    let verified: Vec<bool> = leechers
-        .iter()
-        .map(|n| n.content().as_deref() == Some(&content[..]))
-        .collect();
-    let mut reports = Vec::with_capacity(leechers.len());
-    for ((node, peer), verified) in leechers.into_iter().zip(&spec.leechers).zip(verified) {
-        let offset = node.started().saturating_duration_since(t0);
-        let node = node.stop().await;
-        reports.push(LeecherReport {
-            completed_after: node.completed_after.map(|t| t + offset),
-            node,
-            honest: peer.honest(),
-            verified,
-        });
     }
-    let seed = seed.stop().await;
-    drop(tracker);
-    Ok(SwarmReport {
-        seed,
-        leechers: reports,
-        finished,
-    })
+
+    /// Leecher `i` leaves (a `stopped` announce, its connections closed), keeping what it holds.
+    pub async fn leave(&mut self, i: usize) {
+        let Some(leecher) = self.leechers.get_mut(i) else {
+            return;
+        };
+        if let Some(node) = leecher.node.take() {
+            leecher.held = Some(node.held());
+            leecher.earlier.push(node.stop().await);
+        }
+    }
+
+    /// Leecher `i` comes back at its address with what it held when it left.
+    pub async fn rejoin(&mut self, i: usize) -> Result<(), SwarmError> {
+        let Some(leecher) = self.leechers.get(i) else {
+            return Ok(());
+        };
+        if leecher.node.is_some() {
+            return Ok(());
+        }
+        let node = Self::start_node(
+            &self.spec,
+            &self.torrent,
+            &self.content,
+            self.tracker.url(),
+            i + 1,
+            leecher.held.as_ref(),
+        )
+        .await?;
+        self.leechers[i].node = Some(node);
+        Ok(())
+    }
+
+    /// Stops every node and the tracker; `finished` says whether the honest leechers all
+    /// completed in time.
+    pub async fn stop(self, finished: bool) -> SwarmReport {
+        tracing::info!(
+            leechers = self.leechers.len(),
+            finished,
+            "swarm ran for {:.2} s",
+            self.t0.elapsed().as_secs_f64()
+        );
+        let mut reports = Vec::with_capacity(self.leechers.len());
+        for (leecher, peer) in self.leechers.into_iter().zip(&self.spec.leechers) {
+            let verified = leecher.node.as_ref().and_then(Node::content).as_deref() == Some(&self.content[..]);
+            let mut offset = Duration::ZERO;
+            let mut sessions = leecher.earlier;
+            if let Some(node) = leecher.node {
+                offset = node.started().saturating_duration_since(self.t0);
+                sessions.push(node.stop().await);
+            }
+            let Some(node) = sessions.into_iter().reduce(|earlier, later| later.after(earlier)) else {
+                continue;
+            };
+            reports.push(LeecherReport {
+                completed_after: node.completed_after.map(|t| t + offset),
+                node,
+                honest: peer.honest(),
+                verified,
+            });
+        }
+        let seed = self.seed.stop().await;
+        drop(self.tracker);
+        SwarmReport {
+            seed,
+            leechers: reports,
+            finished,
+        }
+    }
 }

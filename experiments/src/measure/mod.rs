@@ -1,0 +1,286 @@
+//! Measurement campaigns: what `onionlab run` does with a campaign that has `probes:` instead
+//! of an `experiment:`. A testbed is started on loopback (`testbed:`: a BitTorrent swarm of
+//! our own peers with seeders, leechers, free riders, poisoners and churn; a simulated
+//! Mainline DHT with Sybils and poisoners), its addresses join the real ones given under
+//! `targets:`, and the crawler's campaign runner measures them all with the `probes:` on their
+//! schedules, at the `engine:`'s rates, then runs the `analyses:`. What the crawl found is
+//! scored against what the testbed planted, and becomes an [`Outcome`] for the report and the
+//! checks.
+//!
+//! - [`dht`]: the simulated DHT, and the score of Sybil and poisoning flags against it.
+//! - [`swarm`]: the testbed swarm and its churn, and the score of peers found, bad-piece
+//!   flags and measured sessions against it.
+//!
+//! The crawl's own output (the SQLite store, `summary.txt`, Parquet and CSV tables as
+//! `report: { export: [...] }` asks) is in `OUTPUT/crawl/`; Ctrl-C stops the crawl cleanly and
+//! `--resume` continues it there, against a testbed started again from the same seed.
+
+pub mod dht;
+pub mod swarm;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use onionlab_crawler::campaign::config::Targets;
+use onionlab_crawler::campaign::run::STORE_FILE;
+use onionlab_crawler::campaign::{Campaign as CrawlCampaign, CampaignRun, RunError, Summary};
+use onionlab_crawler::krpc::NodeId;
+use onionlab_crawler::observe::{Outcome as ProbeOutcome, PieceCheck, Visit};
+use onionlab_crawler::store::{CrawlEnd, SessionRow, Store, StoreError};
+use serde::Deserialize;
+use thiserror::Error;
+use tokio::sync::watch;
+
+use crate::campaign::{Campaign, Progress};
+use crate::outcome::{Figure, Measurement, Outcome, Table};
+use crate::sim::measurement;
+use crate::swarm::runner::SwarmError;
+pub use dht::DhtTestbed;
+pub use swarm::SwarmTestbed;
+
+/// The `testbed:` section: what to start on loopback before measuring.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Testbed {
+    /// A simulated Mainline DHT.
+    pub dht: Option<DhtTestbed>,
+    /// A BitTorrent swarm of our own peers.
+    pub swarm: Option<SwarmTestbed>,
+}
+
+impl Testbed {
+    /// Whether nothing is to be started.
+    pub fn is_empty(&self) -> bool {
+        self.dht.is_none() && self.swarm.is_none()
+    }
+
+    /// What the testbed will add to the targets, with placeholders for the addresses it only
+    /// knows once started (to check a campaign before anything runs).
+    pub fn promised_targets(&self, targets: &mut Targets) {
+        let placeholder = "0".repeat(40);
+        if self.dht.is_some() {
+            targets.dht_bootstrap.push(SocketAddr::from(([127, 0, 0, 1], 1)));
+            targets.info_hashes.push(placeholder.clone());
+        }
+        if self.swarm.is_some() {
+            targets.info_hashes.push(placeholder);
+        }
+    }
+}
+
+/// What a testbed part measured against its truth.
+#[derive(Debug, Default)]
+pub struct Scored {
+    /// Named values for the checks.
+    pub measurements: Vec<Measurement>,
+    /// Plots.
+    pub figures: Vec<Figure>,
+    /// Tables.
+    pub tables: Vec<Table>,
+}
+
+/// The rows of one crawl the scores read.
+#[derive(Debug)]
+pub struct CrawlRows {
+    /// Every probe attempt.
+    pub visits: Vec<Visit>,
+    /// Every sample piece checked.
+    pub piece_checks: Vec<PieceCheck>,
+    /// Peer sessions (when the sessions analysis ran).
+    pub sessions: Vec<SessionRow>,
+}
+
+impl CrawlRows {
+    /// The DHT ids that answered.
+    pub fn answered_ids(&self) -> std::collections::BTreeSet<NodeId> {
+        self.visits
+            .iter()
+            .filter(|v| v.outcome == ProbeOutcome::Ok && v.probe.is_dht())
+            .filter_map(|v| v.remote_id.map(NodeId))
+            .collect()
+    }
+}
+
+/// Why a measurement campaign failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum MeasureError {
+    /// A testbed part did not start.
+    #[error("cannot start the testbed: {0}")]
+    Testbed(String),
+    /// The testbed swarm did not start.
+    #[error(transparent)]
+    Swarm(#[from] SwarmError),
+    /// The crawl failed.
+    #[error(transparent)]
+    Crawl(#[from] RunError),
+    /// Its store could not be read back.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Stopped before the campaign's duration was over.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// The crawl campaign a measurement campaign runs: its sections, `targets` (the real ones and
+/// the testbed's) and the output folder `folder`.
+pub fn crawl_campaign(campaign: &Campaign, targets: Targets, folder: &Path) -> CrawlCampaign {
+    CrawlCampaign {
+        name: campaign.name.clone(),
+        description: campaign.description.clone(),
+        duration: campaign.duration.unwrap_or(Duration::ZERO),
+        output: folder.to_path_buf(),
+        engine: campaign.engine.clone(),
+        targets,
+        probes: campaign.probes.clone(),
+        analyses: campaign.analyses.clone(),
+        sybil: campaign.sybil.clone(),
+        export: campaign.report.export.clone(),
+        source: campaign.source.clone(),
+    }
+}
+
+/// Run a measurement campaign: start its testbed, crawl it (and its real targets) until the
+/// duration is over or `stop` completes, and score what was found.
+pub async fn run(
+    campaign: &Campaign,
+    resume: bool,
+    progress: &Progress,
+    stop: impl Future<Output = ()>,
+) -> Result<Outcome, MeasureError> {
+    let folder = &campaign.output;
+    let seed = campaign.seed;
+    let duration = campaign.duration.unwrap_or(Duration::ZERO);
+    let mut targets = campaign.targets.clone();
+    let dht = match &campaign.testbed.dht {
+        Some(p) => {
+            progress.stage(&format!("starting {} simulated DHT nodes", p.nodes));
+            let dht = p.start(seed).await?;
+            dht.add_targets(&mut targets);
+            Some(dht)
+        }
+        None => None,
+    };
+    let mut swarm = match &campaign.testbed.swarm {
+        Some(p) => {
+            progress.stage("starting the testbed swarm");
+            let swarm = p.start(seed, duration).await?;
+            swarm.add_targets(&folder.join("testbed"), &mut targets)?;
+            Some(swarm)
+        }
+        None => None,
+    };
+    let crawl = crawl_campaign(campaign, targets, &folder.join("crawl"));
+    let prepared = match CampaignRun::prepare(crawl.clone(), resume) {
+        Err(RunError::NothingToResume { .. }) => CampaignRun::prepare(crawl, false),
+        other => other,
+    }?;
+    progress.stage(&format!("measuring for {duration:?}"));
+    let (done, watch_done) = watch::channel(false);
+    let measured = async {
+        let outcome = prepared.run(stop).await;
+        done.send_replace(true);
+        outcome
+    };
+    let churn = async {
+        if let Some(s) = swarm.as_mut() {
+            s.churn(watch_done).await;
+        }
+    };
+    let (outcome, ()) = tokio::join!(measured, churn);
+    let outcome = outcome?;
+    if outcome.end == CrawlEnd::Interrupted {
+        return Err(MeasureError::Interrupted);
+    }
+    let store = Store::open(folder.join("crawl").join(STORE_FILE))?;
+    let rows = CrawlRows {
+        visits: store.visits(outcome.crawl)?,
+        piece_checks: store.piece_checks(outcome.crawl)?,
+        sessions: store.sessions(outcome.crawl)?,
+    };
+    let summary = &outcome.summary;
+    let mut scored = vec![general(summary)];
+    let mut parts = Vec::new();
+    if let Some(dht) = &dht {
+        scored.push(dht.score(summary, &rows.answered_ids()));
+        parts.push(dht.describe());
+    }
+    if let Some(swarm) = swarm {
+        parts.push(swarm.describe());
+        scored.push(swarm.score(summary, &rows).await);
+    }
+    let measured_what = if parts.is_empty() {
+        "real targets".to_string()
+    } else if campaign.targets == Targets::default() {
+        parts.join(" and ")
+    } else {
+        format!("{} and real targets", parts.join(" and "))
+    };
+    let probes: Vec<&str> = campaign.probes.iter().map(|p| p.name()).collect();
+    let mut result = Outcome {
+        experiment: "measurement".into(),
+        title: campaign.name.clone(),
+        summary: format!(
+            "{measured_what}, measured for {duration:?} by onionlab-crawl's campaign runner (probes: {}; \
+             analyses: {:?}; seed {seed}); the crawl's store, summary and tables are in crawl/.",
+            probes.join(", "),
+            campaign.analyses
+        ),
+        measurements: Vec::new(),
+        figures: Vec::new(),
+        tables: Vec::new(),
+    };
+    for s in scored {
+        result.measurements.extend(s.measurements);
+        result.figures.extend(s.figures);
+        result.tables.extend(s.tables);
+    }
+    Ok(result)
+}
+
+/// What every crawl has: attempts per probe kind, addresses answered, and the analyses' own
+/// numbers.
+fn general(summary: &Summary) -> Scored {
+    let mut measurements = vec![
+        measurement(
+            "addresses_probed",
+            "distinct addresses probed",
+            summary.addrs.0 as f64,
+            "",
+            None,
+        ),
+        measurement(
+            "addresses_answered",
+            "distinct addresses that answered at least once",
+            summary.addrs.1 as f64,
+            "",
+            None,
+        ),
+    ];
+    if let Some(s) = &summary.sessions {
+        measurements.push(measurement(
+            "sessions",
+            "peer sessions measured (every address)",
+            s.sessions as f64,
+            "",
+            None,
+        ));
+    }
+    let rows = summary
+        .visits
+        .iter()
+        .map(|(kind, (all, ok))| vec![kind.as_str().to_string(), all.to_string(), ok.to_string()])
+        .collect();
+    Scored {
+        measurements,
+        figures: Vec::new(),
+        tables: vec![Table {
+            id: "probes".into(),
+            title: "Probe attempts".into(),
+            columns: vec!["probe".into(), "attempts".into(), "answered well".into()],
+            rows,
+        }],
+    }
+}
