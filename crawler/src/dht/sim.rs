@@ -102,8 +102,9 @@ impl Default for SimConfig {
     }
 }
 
-/// Where Sybils live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where Sybils live (`one_ip` or `range` in campaign files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SybilPlacement {
     /// All on one IP address, one port each.
     OneIp,

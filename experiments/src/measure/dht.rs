@@ -34,7 +34,7 @@ pub struct DhtTestbed {
     /// Sybils planted near the target.
     pub sybils: usize,
     /// Sybils all on one IP (`one_ip`) or one per address of one range (`range`).
-    pub placement: Placement,
+    pub placement: SybilPlacement,
     /// Leading bits the Sybil ids share with the target.
     pub sybil_bits: u32,
     /// Poisoners answering `get_peers` for the target with fake peers.
@@ -49,16 +49,6 @@ pub struct DhtTestbed {
     pub port: u16,
 }
 
-/// Where the Sybils live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Placement {
-    /// All on one IP, one port each.
-    OneIp,
-    /// One per address of one range.
-    Range,
-}
-
 impl Default for DhtTestbed {
     /// 2,000 honest nodes, 30 Sybils on one IP sharing 20 bits with the target, 10 poisoners
     /// with 30 fake peers each sharing 24 bits with the target, from 127.110.0.0 port 6881.
@@ -66,7 +56,7 @@ impl Default for DhtTestbed {
         DhtTestbed {
             nodes: 2000,
             sybils: 30,
-            placement: Placement::OneIp,
+            placement: SybilPlacement::OneIp,
             sybil_bits: 20,
             poisoners: 10,
             fake_peers: 30,
@@ -101,10 +91,7 @@ impl DhtTestbed {
             port: self.port,
             sybils: (self.sybils > 0).then_some(SybilConfig {
                 count: self.sybils,
-                placement: match self.placement {
-                    Placement::OneIp => SybilPlacement::OneIp,
-                    Placement::Range => SybilPlacement::Range,
-                },
+                placement: self.placement,
                 target,
                 shared_bits: self.sybil_bits,
             }),
