@@ -116,3 +116,42 @@ async fn every_strategy_trades_and_the_free_rider_never_uploads() {
     let traders_up: Vec<u64> = report.leechers[..4].iter().map(|l| l.node.stats.uploaded).collect();
     assert!(traders_up.iter().filter(|&&u| u > 0).count() >= 2, "{traders_up:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leechers_holding_random_parts_trade_and_leave_when_complete() {
+    // Each leecher starts with its own random half; the seed is slow, so most of what each
+    // lacks comes from the others. A leecher leaves the moment it completes, and its
+    // download is still checked.
+    let leecher = PeerSpec {
+        holds: 0.5,
+        ..PeerSpec::leecher(Some(f64::from(1 << 20)))
+    };
+    let mut spec = SwarmSpec::new(
+        1 << 20,
+        32 << 10,
+        PeerSpec::seed(Some(f64::from(64 << 10))),
+        vec![leecher; 3],
+        Duration::from_secs(1),
+    );
+    spec.subnet = 74;
+    spec.deadline = Duration::from_secs(60);
+    spec.leave_when_complete = true;
+    let report = run_swarm(&spec).await.unwrap();
+    assert!(report.finished, "{report:#?}");
+    for l in &report.leechers {
+        assert!(l.verified, "{:?}", l.node);
+        assert!(l.node.completed_after.is_some());
+        // It came with half the pieces and fetched only the rest.
+        assert!(
+            l.node.stats.downloaded - l.node.stats.wasted <= 1 << 19,
+            "{:?}",
+            l.node.stats
+        );
+        assert!(l.node.stats.uploaded > 0, "{:?}", l.node.stats);
+    }
+    let leechers_up: u64 = report.leechers.iter().map(|l| l.node.stats.uploaded).sum();
+    assert!(
+        leechers_up > report.seed.stats.uploaded,
+        "the leechers traded most of it"
+    );
+}

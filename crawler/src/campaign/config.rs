@@ -18,10 +18,12 @@
 //!   magnets: []
 //!   info_hashes: []               # 40 hex digits
 //!   trackers: []                  # extra announce URLs (http:// or udp://)
+//!   gnutella_bootstrap: [127.0.0.1:6346]   # Gnutella 0.6 ultrapeers to start topology crawls from
 //! probes:
 //!   - dht_crawl: { every: 30s, max_duration: 20s, get_peers: true }   # also: max_nodes, sample_infohashes, bind
 //!   - tracker: { every: 60s, scrape: true }
 //!   - swarm: { every: 30s, sample_pieces: 1 }     # also: pex (default true), linger (2s)
+//!   - gnutella_crawl: { every: 60s, max_duration: 30s }   # also: contact_leaves, max_contacts, recrawl_interval
 //! analyses: [sessions, sybil, poisoning, size]
 //! sybil: { max_ids_per_ip: 2, max_ids_per_subnet: 8 }   # thresholds; 0 turns the /24 signal off
 //! export: [parquet, csv]
@@ -147,6 +149,9 @@ pub struct Targets {
     /// Announce URLs used for every swarm besides those of the torrents and magnets.
     #[serde(default)]
     pub trackers: Vec<String>,
+    /// Gnutella 0.6 servents (ultrapeers) to start topology crawls from.
+    #[serde(default)]
+    pub gnutella_bootstrap: Vec<SocketAddr>,
 }
 
 /// One probe and its schedule.
@@ -159,6 +164,9 @@ pub enum ProbeSpec {
     Tracker(TrackerSpec),
     /// Monitor every swarm: gather peers, connect to each, verify sample pieces.
     Swarm(SwarmSpec),
+    /// Snapshot the Gnutella overlay's topology from `targets.gnutella_bootstrap` (the crawler
+    /// handshake, breadth first over the ultrapeers).
+    GnutellaCrawl(GnutellaCrawlSpec),
 }
 
 impl ProbeSpec {
@@ -168,6 +176,7 @@ impl ProbeSpec {
             ProbeSpec::DhtCrawl(_) => "dht_crawl",
             ProbeSpec::Tracker(_) => "tracker",
             ProbeSpec::Swarm(_) => "swarm",
+            ProbeSpec::GnutellaCrawl(_) => "gnutella_crawl",
         }
     }
 
@@ -177,6 +186,7 @@ impl ProbeSpec {
             ProbeSpec::DhtCrawl(s) => s.every,
             ProbeSpec::Tracker(s) => s.every,
             ProbeSpec::Swarm(s) => s.every,
+            ProbeSpec::GnutellaCrawl(s) => s.every,
         }
     }
 }
@@ -215,6 +225,32 @@ fn default_crawl_duration() -> Duration {
 
 fn default_max_nodes() -> usize {
     1_000_000
+}
+
+/// `gnutella_crawl:` settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GnutellaCrawlSpec {
+    /// Time between two snapshots (default: one snapshot).
+    #[serde(default, deserialize_with = "super::duration::deserialize_opt")]
+    pub every: Option<Duration>,
+    /// Longest time one snapshot may take.
+    #[serde(
+        default = "default_crawl_duration",
+        deserialize_with = "super::duration::deserialize"
+    )]
+    pub max_duration: Duration,
+    /// Contact the leaves too (by default only ultrapeers are crawled; leaves are seen in
+    /// their ultrapeers' `Leaves:`).
+    #[serde(default)]
+    pub contact_leaves: bool,
+    /// Most servents contacted per snapshot.
+    #[serde(default = "default_max_nodes")]
+    pub max_contacts: usize,
+    /// The least time between two crawls of one servent (servents limit how often a crawler
+    /// may come back); default the snapshot interval.
+    #[serde(default, deserialize_with = "super::duration::deserialize_opt")]
+    pub recrawl_interval: Option<Duration>,
 }
 
 /// `tracker:` settings.
@@ -459,6 +495,14 @@ impl Campaign {
                     ));
                 }
                 ProbeSpec::Tracker(_) | ProbeSpec::Swarm(_) => {}
+                ProbeSpec::GnutellaCrawl(s) => {
+                    if self.targets.gnutella_bootstrap.is_empty() {
+                        return Err(bad(&field, "needs targets.gnutella_bootstrap"));
+                    }
+                    if s.max_duration.is_zero() {
+                        return Err(bad(&format!("{field}.max_duration"), "must be longer than zero"));
+                    }
+                }
             }
         }
         Ok(())

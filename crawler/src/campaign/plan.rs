@@ -93,6 +93,16 @@ impl Plan {
                         s.sample_pieces,
                         if s.pex { ", PEX on" } else { ", PEX off" }
                     ),
+                    ProbeSpec::GnutellaCrawl(s) => format!(
+                        "snapshot the Gnutella topology (at most {:?} and {} contacts per snapshot, {})",
+                        s.max_duration,
+                        s.max_contacts,
+                        if s.contact_leaves {
+                            "leaves contacted too"
+                        } else {
+                            "ultrapeers only"
+                        }
+                    ),
                 };
                 format!("{}: {what}, {schedule}", p.name())
             })
@@ -105,6 +115,11 @@ impl Plan {
         if campaign.probes.iter().any(|p| matches!(p, ProbeSpec::DhtCrawl(_))) {
             for a in &campaign.targets.dht_bootstrap {
                 add("DHT bootstrap node".into(), a.to_string(), Some(a.ip()), &deny);
+            }
+        }
+        if campaign.probes.iter().any(|p| matches!(p, ProbeSpec::GnutellaCrawl(_))) {
+            for a in &campaign.targets.gnutella_bootstrap {
+                add("Gnutella bootstrap servent".into(), a.to_string(), Some(a.ip()), &deny);
             }
         }
         let announces = campaign

@@ -50,6 +50,8 @@ use tracing::{debug, info, warn};
 use crate::dht::crawl::{Crawl, CrawlConfig};
 use crate::dht::socket::{KrpcSocket, SocketConfig};
 use crate::engine::{Engine, EngineStats, Recorder};
+use crate::gnutella::crawl::{TopologyConfig, TopologyCrawler};
+use crate::gnutella::snapshot::FrontierRules;
 use crate::infohash::InfoHash;
 use crate::observe::Micros;
 use crate::probe::peer::PeerConfig;
@@ -63,7 +65,9 @@ use crate::swarm::{PeerFeed, SwarmConfig, SwarmMonitor, SwarmTarget};
 use crate::tracker::Event;
 use crate::tracker::http::{AnnounceRequest, PeerAddr};
 
-use super::config::{Campaign, CampaignError, DhtCrawlSpec, ExportFormat, ProbeSpec, SwarmSpec, TrackerSpec};
+use super::config::{
+    Campaign, CampaignError, DhtCrawlSpec, ExportFormat, GnutellaCrawlSpec, ProbeSpec, SwarmSpec, TrackerSpec,
+};
 use super::summary::{Summary, SummaryRequest, summarize};
 
 /// The store in the output folder.
@@ -473,6 +477,13 @@ impl Probes {
                     });
                 }
                 ProbeSpec::Swarm(_) => {}
+                ProbeSpec::GnutellaCrawl(spec) => {
+                    let crawler = TopologyCrawler::new(engine.clone(), topology_config(spec));
+                    let (bootstrap, every) = (campaign.targets.gnutella_bootstrap.clone(), spec.every);
+                    tasks.spawn(async move {
+                        gnutella_rounds(crawler, bootstrap, every, schedule, progress, i).await;
+                    });
+                }
             }
         }
         Ok(Probes { tasks })
@@ -501,6 +512,43 @@ fn swarm_config(spec: &SwarmSpec, left: Duration) -> SwarmConfig {
             ..d.peer
         },
         ..d
+    }
+}
+
+fn topology_config(spec: &GnutellaCrawlSpec) -> TopologyConfig {
+    let d = TopologyConfig::default();
+    TopologyConfig {
+        frontier: FrontierRules {
+            contact_leaves: spec.contact_leaves,
+            max_contacts: spec.max_contacts,
+            ..d.frontier
+        },
+        recrawl_interval: spec.recrawl_interval.or(spec.every).unwrap_or(d.recrawl_interval),
+        max_duration: spec.max_duration,
+        ..d
+    }
+}
+
+/// Topology snapshots on the probe's schedule; each visit and sighting goes to the store
+/// through the engine.
+async fn gnutella_rounds(
+    mut crawler: TopologyCrawler,
+    bootstrap: Vec<SocketAddr>,
+    every: Option<Duration>,
+    schedule: Schedule,
+    progress: Arc<RunProgress>,
+    probe: usize,
+) {
+    loop {
+        let began = Instant::now();
+        let Some(snapshot) = schedule.bounded(crawler.snapshot(&bootstrap)).await else {
+            return;
+        };
+        debug!(nodes = snapshot.nodes.len(), "campaign gnutella round done");
+        progress.round_done(probe);
+        if !schedule.next_round(began, every).await {
+            return;
+        }
     }
 }
 

@@ -14,10 +14,10 @@ use thiserror::Error;
 
 use super::progress::Progress;
 use super::schema::{Campaign, Experiment, Job};
-use crate::lab::distribution_swarm;
 use crate::lab::onion_sybil::{self, SybilRelaysError};
 use crate::lab::onionperf::{self, OnionPerfError};
 use crate::lab::robustness::{self, RobustnessError};
+use crate::lab::{choking_swarm, distribution_swarm};
 use crate::measure::{self, MeasureError};
 use crate::outcome::Outcome;
 use crate::report::{self, CheckResult, ReportError, ReportInput};
@@ -143,6 +143,7 @@ pub async fn run(
         Ok::<_, RunError>(match experiment {
             Experiment::Distribution(p) => sim::distribution::run(p, seed),
             Experiment::DistributionSwarm(p) => distribution_swarm::run(p, seed, &progress).await?,
+            Experiment::ChokingSwarm(p) => choking_swarm::run(p, seed, &progress).await?,
             Experiment::PieceSelection(p) => sim::piece_selection::run(p, seed),
             Experiment::Choking(p) => sim::choking::run(p, seed),
             Experiment::Search(p) => sim::search::run(p, seed),

@@ -52,7 +52,7 @@ use onionlab_crawler::campaign::config::{
 use serde::Deserialize;
 
 use super::checks::Check;
-use crate::lab::{distribution_swarm, onion_sybil, onionperf, robustness};
+use crate::lab::{choking_swarm, distribution_swarm, onion_sybil, onionperf, robustness};
 use crate::measure::{self, Testbed};
 use crate::sim::{self, choking, chord, distribution, lifetime_bias, piece_selection, search};
 
@@ -150,6 +150,9 @@ pub enum Experiment {
     PieceSelection(#[serde(default)] piece_selection::Params),
     /// Experiment 3: tit-for-tat vs free riders, BitTyrant, PropShare and Sybils (simulation).
     Choking(#[serde(default)] choking::Params),
+    /// Experiment 3 on loopback: tit-for-tat's reward, a free rider, BitTyrant among standard
+    /// and PropShare clients, with our own BitTorrent peers.
+    ChokingSwarm(#[serde(default)] choking_swarm::Params),
     /// Experiment 4: flooding with a TTL vs random walks on an unstructured overlay.
     Search(#[serde(default)] search::Params),
     /// Experiment 5: random failure vs targeted attack on random, scale-free and crawled graphs.
@@ -173,6 +176,7 @@ impl Experiment {
             Experiment::DistributionSwarm(_) => "distribution_swarm",
             Experiment::PieceSelection(_) => "piece_selection",
             Experiment::Choking(_) => "choking",
+            Experiment::ChokingSwarm(_) => "choking_swarm",
             Experiment::Search(_) => "search",
             Experiment::Robustness(_) => "robustness",
             Experiment::Chord(_) => "chord",
@@ -188,6 +192,7 @@ impl Experiment {
         matches!(
             self,
             Experiment::DistributionSwarm(_)
+                | Experiment::ChokingSwarm(_)
                 | Experiment::Robustness(_)
                 | Experiment::Onionperf(_)
                 | Experiment::OnionSybil(_)
@@ -199,6 +204,7 @@ impl Experiment {
         match self {
             Experiment::Distribution(p) => p.validate(),
             Experiment::DistributionSwarm(p) => p.validate(),
+            Experiment::ChokingSwarm(p) => p.validate(),
             Experiment::PieceSelection(p) => p.validate(),
             Experiment::Choking(p) => p.validate(),
             Experiment::Search(p) => p.validate(),

@@ -568,6 +568,16 @@ fn session_bias(
             Some((model, source)),
         ),
         measurement(
+            "create_based_over_true",
+            "create-based mean over the true mean of the sessions that ended within the crawl",
+            match mean(&true_lengths) {
+                t if t > 0.0 => mean(&create_based) / t,
+                _ => 0.0,
+            },
+            "",
+            Some((1.0, "an unbiased estimator (Stutzbach and Rejaie, IMC 2006)")),
+        ),
+        measurement(
             "measured_sessions",
             "sessions of the churning leechers the crawl measured",
             naive.len() as f64,

@@ -10,8 +10,8 @@
 //! - [`Strategy::BitTyrant`] (Piatek et al., NSDI 2007): for each peer an estimate of what it
 //!   gives when unchoked (d, its measured rate, else its `have` rate divided among its slots)
 //!   and of what it takes to be reciprocated (u, starting at capacity / (slots + 1)); peers are
-//!   unchoked by d/u, best first, until their u add up to the upload capacity, each sent
-//!   exactly its u. u grows by 20 % for a peer that did not reciprocate in a round and shrinks
+//!   unchoked by d/u, best first, until their u add up to the upload capacity (the last may
+//!   cross it), each sent at most its u. u grows by 20 % for a peer that did not reciprocate in a round and shrinks
 //!   by 10 % after three rounds in a row that it did.
 //! - [`Strategy::PropShare`] (Levin et al., "BitTorrent is an auction", SIGCOMM 2008): each
 //!   round the capacity, less an optimistic fifth, is split among the peers in proportion to
@@ -342,7 +342,9 @@ impl Choker {
                 self.current.regular.clear();
                 self.current.shares.clear();
                 for (k, e) in ranked {
-                    if spent + e.u > capacity && !self.current.regular.is_empty() {
+                    // Until the u's add up to the capacity (the last one may cross it: the
+                    // node's own bucket keeps the total at the capacity).
+                    if spent >= capacity {
                         break;
                     }
                     spent += e.u;
@@ -393,7 +395,7 @@ impl Choker {
                         .get(&k)
                         .map_or(capacity / (self.cfg.slots as f64 + 1.0), |e| e.u);
                     let spent: f64 = self.current.shares.values().sum();
-                    if spent + u > capacity && !self.current.regular.is_empty() {
+                    if spent >= capacity {
                         break;
                     }
                     self.current.regular.push(k);
@@ -520,8 +522,10 @@ mod tests {
         peers[7].downloaded = 50_000;
         let u = c.tick(t0 + Duration::from_secs(10), &peers, false).clone();
         assert_eq!(u.regular[0], 7, "best d/u first");
+        // Unchoked until the u's reach the capacity: all but the last fit below it.
         let spent: f64 = u.shares.values().sum();
-        assert!(spent <= 1000.0 + 1e-9, "{spent}");
+        let last = u.regular.last().map_or(0.0, |k| u.shares[k]);
+        assert!(spent >= 1000.0 && spent - last < 1000.0, "{spent}");
         for k in first.iter().filter(|&&k| k != 7) {
             if let Some(share) = u.shares.get(k) {
                 assert!((share - 240.0).abs() < 1e-9, "{k}: {share}");

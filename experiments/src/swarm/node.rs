@@ -302,6 +302,11 @@ impl Node {
         let _ = rx.wait_for(|c| *c).await;
     }
 
+    /// Whether it holds the whole torrent.
+    pub fn is_complete(&self) -> bool {
+        *self.shared.complete.borrow()
+    }
+
     /// The content, once complete.
     pub fn content(&self) -> Option<Vec<u8>> {
         lock(&self.shared.state).client.content().map(<[u8]>::to_vec)

@@ -31,7 +31,8 @@ pub struct PeerSpec {
     pub uploads: bool,
     /// An adversary serving corrupt blocks.
     pub corrupt: bool,
-    /// The part of the pieces it holds from the start (the first ones), 0 to 1.
+    /// The part of the pieces it holds from the start, 0 to 1 (which ones: drawn per peer
+    /// with the swarm's seed).
     pub holds: f64,
 }
 
@@ -85,6 +86,10 @@ pub struct SwarmSpec {
     pub announce_interval: Duration,
     /// How long the honest leechers may take.
     pub deadline: Duration,
+    /// Every leecher leaves the moment it completes (no finished peer seeds, so what a
+    /// leecher gets is what the others trade with it), and the run waits for the free riders
+    /// as well as the honest leechers.
+    pub leave_when_complete: bool,
     /// Seeds the content and every client's random choices.
     pub rng_seed: u64,
 }
@@ -108,6 +113,7 @@ impl SwarmSpec {
             port: 6881,
             announce_interval: Duration::from_secs(2),
             deadline: Duration::from_secs(60),
+            leave_when_complete: false,
             rng_seed: 1,
         }
     }
@@ -172,12 +178,36 @@ fn ip(subnet: u8, third: u8, fourth: u8) -> IpAddr {
 
 /// Runs the swarm to its end: every honest leecher complete, or the deadline.
 pub async fn run_swarm(spec: &SwarmSpec) -> Result<SwarmReport, SwarmError> {
-    let swarm = Swarm::start(spec.clone()).await?;
-    let finished = tokio::time::timeout(spec.deadline, swarm.honest_complete())
-        .await
-        .is_ok();
+    let mut swarm = Swarm::start(spec.clone()).await?;
+    let finished = if spec.leave_when_complete {
+        tokio::time::timeout(spec.deadline, swarm.leave_as_complete())
+            .await
+            .is_ok()
+    } else {
+        tokio::time::timeout(spec.deadline, swarm.honest_complete())
+            .await
+            .is_ok()
+    };
     Ok(swarm.stop(finished).await)
 }
+
+/// The pieces a peer holding the part `holds` of `n` pieces starts with: that many (rounded
+/// up), drawn without replacement with `seed`.
+fn initial_pieces(n: u32, holds: f64, seed: u64) -> Bitfield {
+    let count = (holds.clamp(0.0, 1.0) * f64::from(n)).ceil() as u32;
+    let mut order: Vec<u32> = (0..n).collect();
+    let mut rng = SplitMix64::new(seed ^ 0x401D_5EED);
+    let mut chosen = Bitfield::new(n);
+    for k in 0..count.min(n) {
+        let pick = k + rng.below(u64::from(n - k)) as u32;
+        order.swap(k as usize, pick as usize);
+        chosen.set(order[k as usize]);
+    }
+    chosen
+}
+
+/// How often a swarm whose leechers leave when complete looks for the complete ones.
+const LEAVE_POLL: Duration = Duration::from_millis(20);
 
 /// A running testbed swarm: its tracker, its seed and its leechers, each leecher online or
 /// (under churn) away; stops when [`Swarm::stop`]ped or dropped.
@@ -201,6 +231,8 @@ struct Leecher {
     held: Option<Bitfield>,
     /// Its reports from earlier sessions, bytes and failures added up at the end.
     earlier: Vec<NodeReport>,
+    /// It left holding the whole content, equal to the original.
+    left_verified: bool,
 }
 
 impl Swarm {
@@ -249,6 +281,7 @@ impl Swarm {
                 node: Some(node),
                 held: None,
                 earlier: Vec::new(),
+                left_verified: false,
             });
         }
         Ok(swarm)
@@ -286,17 +319,17 @@ impl Swarm {
         if peer.strategy == Strategy::BitThief {
             client.max_connections = client.max_connections.max(1000);
         }
+        let client_seed = client.seed;
         let mut cfg = NodeConfig::new(name, addr, client);
         cfg.port = spec.port;
         cfg.upload_limit = peer.upload_limit;
         cfg.download_limit = peer.download_limit;
         cfg.announce_interval = spec.announce_interval;
         let info = &torrent.metainfo.info;
-        let first = (peer.holds.clamp(0.0, 1.0) * info.pieces.len() as f64).ceil() as u32;
-        let store = match held {
-            Some(had) => PieceStore::with_content(info, content, |i| had.has(i)),
-            None => PieceStore::with_content(info, content, |i| i < first),
-        }?;
+        let pieces = held
+            .cloned()
+            .unwrap_or_else(|| initial_pieces(info.pieces.len() as u32, peer.holds, client_seed));
+        let store = PieceStore::with_content(info, content, |i| pieces.has(i))?;
         Ok(Node::start(cfg, torrent.metainfo.info_hash, url, store).await?)
     }
 
@@ -335,6 +368,25 @@ impl Swarm {
         }
     }
 
+    /// Leaves each leecher the moment it completes; returns once every one but the
+    /// adversaries has.
+    async fn leave_as_complete(&mut self) {
+        loop {
+            let mut waiting = false;
+            for i in 0..self.leechers.len() {
+                match &self.leechers[i].node {
+                    Some(node) if node.is_complete() => self.leave(i).await,
+                    Some(_) => waiting |= !self.spec.leechers[i].corrupt,
+                    None => {}
+                }
+            }
+            if !waiting {
+                return;
+            }
+            tokio::time::sleep(LEAVE_POLL).await;
+        }
+    }
+
     /// Leecher `i` leaves (a `stopped` announce, its connections closed), keeping what it holds.
     pub async fn leave(&mut self, i: usize) {
         let Some(leecher) = self.leechers.get_mut(i) else {
@@ -342,6 +394,7 @@ impl Swarm {
         };
         if let Some(node) = leecher.node.take() {
             leecher.held = Some(node.held());
+            leecher.left_verified = node.content().as_deref() == Some(&self.content[..]);
             leecher.earlier.push(node.stop().await);
         }
     }
@@ -378,7 +431,10 @@ impl Swarm {
         );
         let mut reports = Vec::with_capacity(self.leechers.len());
         for (leecher, peer) in self.leechers.into_iter().zip(&self.spec.leechers) {
-            let verified = leecher.node.as_ref().and_then(Node::content).as_deref() == Some(&self.content[..]);
+            let verified = match &leecher.node {
+                Some(node) => node.content().as_deref() == Some(&self.content[..]),
+                None => leecher.left_verified,
+            };
             let mut offset = Duration::ZERO;
             let mut sessions = leecher.earlier;
             if let Some(node) = leecher.node {
@@ -402,5 +458,24 @@ impl Swarm {
             leechers: reports,
             finished,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_pieces_are_the_asked_part_drawn_per_seed() {
+        assert_eq!(initial_pieces(100, 0.0, 1).count(), 0);
+        assert!(initial_pieces(100, 1.0, 1).is_complete());
+        let a = initial_pieces(100, 0.25, 1);
+        let b = initial_pieces(100, 0.25, 2);
+        assert_eq!((a.count(), b.count()), (25, 25));
+        assert_eq!(initial_pieces(100, 0.25, 1), a, "the same seed draws the same pieces");
+        assert_ne!(a, b, "another seed draws others");
+        // Not simply the first ones.
+        assert!((25..100).any(|i| a.has(i)));
+        assert_eq!(initial_pieces(7, 0.5, 3).count(), 4, "rounded up");
     }
 }

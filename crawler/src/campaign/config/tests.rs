@@ -66,6 +66,27 @@ fn the_documented_example_parses() {
 }
 
 #[test]
+fn a_gnutella_crawl_parses_with_its_defaults() {
+    let yaml = "name: g\nduration: 1m\noutput: o\ntargets: { gnutella_bootstrap: [127.0.0.1:6346] }\nprobes:\n  - gnutella_crawl: { every: 5s, contact_leaves: true }\n";
+    let c = Campaign::parse(yaml, "g.yaml").unwrap();
+    assert_eq!(
+        c.targets.gnutella_bootstrap,
+        ["127.0.0.1:6346".parse::<SocketAddr>().unwrap()]
+    );
+    assert_eq!(
+        c.probes[0],
+        ProbeSpec::GnutellaCrawl(GnutellaCrawlSpec {
+            every: Some(Duration::from_secs(5)),
+            max_duration: Duration::from_secs(60),
+            contact_leaves: true,
+            max_contacts: 1_000_000,
+            recrawl_interval: None,
+        })
+    );
+    assert_eq!(c.probes[0].name(), "gnutella_crawl");
+}
+
+#[test]
 fn the_module_doc_example_parses() {
     let doc = include_str!("../config.rs");
     let yaml: String = doc
@@ -130,6 +151,15 @@ fn inconsistent_fields_are_named() {
         "{base}engine: {{ deny: [10.0.0.0/40] }}\nprobes:\n  - tracker: {{}}\n"
     ));
     assert!(err.contains("engine.deny[0]") && err.contains("prefix"), "{err}");
+    let err = error_of(&format!("{base}probes:\n  - gnutella_crawl: {{}}\n"));
+    assert!(
+        err.contains("probes[0].gnutella_crawl") && err.contains("gnutella_bootstrap"),
+        "{err}"
+    );
+    let err = error_of(&format!(
+        "{base}targets: {{ gnutella_bootstrap: [127.0.0.1:6346] }}\nprobes:\n  - gnutella_crawl: {{ max_duration: 0s }}\n"
+    ));
+    assert!(err.contains("probes[0].gnutella_crawl.max_duration"), "{err}");
     let err = "name: ' '\nduration: 1m\noutput: o\nprobes: []\n";
     assert!(error_of(err).contains("name"));
 }
