@@ -18,9 +18,8 @@ use onionlab_crawler::engine::{Engine, EngineConfig, Recorder};
 use onionlab_crawler::gnutella::churn::churn;
 use onionlab_crawler::gnutella::crawl::{TopologyConfig, crawl_snapshots, crawl_topology};
 use onionlab_crawler::gnutella::leaf::{DownloadConfig, QueryConfig, query, verify_hit};
-use onionlab_crawler::gnutella::snapshot::edge;
 use onionlab_experiments::gnutella::{
-    Behaviour, ChurnConfig, Overlay, OverlayConfig, PoisonConfig, Role, SybilConfig, Truth, WeibullParams,
+    Behaviour, ChurnConfig, Overlay, OverlayConfig, PoisonConfig, SybilConfig, Truth, WeibullParams,
 };
 
 const READY: Duration = Duration::from_secs(90);
@@ -62,19 +61,8 @@ fn true_topology(
     BTreeSet<SocketAddr>,
     BTreeSet<(SocketAddr, SocketAddr)>,
 ) {
-    let addr = |i: usize| truth.nodes[i].addr;
-    let online = |role: Role| -> BTreeSet<SocketAddr> {
-        truth
-            .nodes
-            .iter()
-            .filter(|n| n.online && n.role == role)
-            .map(|n| n.addr)
-            .collect()
-    };
-    let edges = (truth.ultrapeer_edges.iter().chain(&truth.leaf_edges))
-        .map(|&(a, b)| edge(addr(a), addr(b)))
-        .collect();
-    (online(Role::Ultrapeer), online(Role::Leaf), edges)
+    let t = truth.online_topology();
+    (t.ultrapeers, t.leaves, t.edges)
 }
 
 /// 50 ultrapeers and 450 leaves (5 of them poisoners, 10 free riders), plus 10 Sybil

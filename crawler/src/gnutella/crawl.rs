@@ -20,7 +20,8 @@
 //! # Snapshots ([`TopologyCrawler::snapshot`], [`crawl_topology`])
 //!
 //! Breadth-first from the bootstrap addresses (and, with [`TopologyConfig::revisit_known`], the
-//! ultrapeers that answered the previous snapshot, so that departures show up as failed probes),
+//! ultrapeers that answered the previous snapshot, and the leaves too when leaves are
+//! contacted, so that departures show up as failed probes),
 //! each address at most once per snapshot, under the engine's per-IP politeness. Across
 //! snapshots, a probe of an address starts at least [`TopologyConfig::recrawl_interval`] after
 //! the previous one ended (servents limit how often one source may crawl them): a probe that
@@ -186,7 +187,8 @@ pub struct TopologyConfig {
     pub recrawl_interval: Duration,
     /// Stop a snapshot after this long.
     pub max_duration: Duration,
-    /// Start each snapshot from the ultrapeers that answered the previous one too.
+    /// Start each snapshot from the ultrapeers that answered the previous one too (and the
+    /// leaves that did, when leaves are contacted).
     pub revisit_known: bool,
     /// The handshake.
     pub probe: CrawlerProbeConfig,
@@ -321,10 +323,11 @@ impl TopologyCrawler {
             self.ledger.crawled(addr, Instant::now(), self.config.recrawl_interval);
         }
         let snapshot = assembly.finish(started.elapsed(), stop);
+        let contact_leaves = self.config.frontier.contact_leaves;
         self.known = snapshot
             .nodes
             .iter()
-            .filter(|(_, n)| n.status.is_up() && n.role == super::snapshot::Role::Ultrapeer)
+            .filter(|(_, n)| n.status.is_up() && (contact_leaves || n.role == super::snapshot::Role::Ultrapeer))
             .map(|(a, _)| *a)
             .collect();
         snapshot

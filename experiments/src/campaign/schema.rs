@@ -313,6 +313,11 @@ impl Campaign {
         {
             return Err(bad(format!("testbed.swarm.{}", e.field), e.reason));
         }
+        if let Some(overlay) = &self.testbed.gnutella
+            && let Err(e) = overlay.validate()
+        {
+            return Err(bad("testbed.gnutella".into(), e.0));
+        }
         let mut targets = self.targets.clone();
         self.testbed.promised_targets(&mut targets);
         measure::crawl_campaign(self, targets, Path::new("crawl")).validate(origin)
@@ -444,6 +449,30 @@ mod tests {
             .replace("swarm: { leechers: 4, poisoners: 1 }", "dht: { nodes: 100 }")
             .replace("probes:\n", "probes:\n  - dht_crawl: { get_peers: true }\n");
         Campaign::parse(&dht, "m.yaml").unwrap_or_else(|e| panic!("{e}"));
+        // The Gnutella testbed brings the bootstrap servents gnutella_crawl needs, and its
+        // overlay's own checks name the section.
+        let gnutella = MEASURE
+            .replace(
+                "swarm: { leechers: 4, poisoners: 1 }",
+                "gnutella: { ultrapeers: 5, leaves: 20 }",
+            )
+            .replace(
+                "  - tracker: { every: 2s }\n  - swarm: { every: 2s, sample_pieces: 1 }\n",
+                "  - gnutella_crawl: { every: 2s }\n",
+            );
+        let c = Campaign::parse(&gnutella, "m.yaml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.testbed.gnutella.as_ref().map(|g| (g.ultrapeers, g.leaves)),
+            Some((5, 20))
+        );
+        refused(
+            &gnutella.replace("ultrapeers: 5", "ultrapeers: 0"),
+            &["testbed.gnutella", "ultrapeer"],
+        );
+        refused(
+            &gnutella.replace("gnutella: {", "gnutella: { ultrapeerz: 3,"),
+            &["ultrapeerz", "line 5"],
+        );
     }
 
     #[test]

@@ -77,5 +77,5 @@ pub use node::{NodeCounters, SearchHit};
 pub use overlay::{Overlay, OverlayError};
 pub use servent::ConnError;
 pub use topology::{Behaviour, Plan, PlannedNode, Role};
-pub use truth::{NodeTruth, SessionRecord, Truth};
+pub use truth::{AddrTopology, NodeTruth, SessionRecord, Truth};
 pub use ultrapeer::{Admission, admit};

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 
+use onionlab_crawler::gnutella::snapshot::edge;
 use serde::Serialize;
 
 use super::node::NodeCounters;
@@ -66,7 +67,38 @@ impl SessionRecord {
     }
 }
 
+/// The live overlay as a crawler would map it: online ultrapeers, online leaves, and the
+/// edges as address pairs (lower first, as the crawler's snapshots keep them).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AddrTopology {
+    /// Online ultrapeers.
+    pub ultrapeers: BTreeSet<SocketAddr>,
+    /// Online leaves.
+    pub leaves: BTreeSet<SocketAddr>,
+    /// Ultrapeer–ultrapeer and ultrapeer–leaf edges.
+    pub edges: BTreeSet<(SocketAddr, SocketAddr)>,
+}
+
 impl Truth {
+    /// The live topology by address.
+    pub fn online_topology(&self) -> AddrTopology {
+        let addr = |i: usize| self.nodes[i].addr;
+        let online = |role: Role| -> BTreeSet<SocketAddr> {
+            self.nodes
+                .iter()
+                .filter(|n| n.online && n.role == role)
+                .map(|n| n.addr)
+                .collect()
+        };
+        AddrTopology {
+            ultrapeers: online(Role::Ultrapeer),
+            leaves: online(Role::Leaf),
+            edges: (self.ultrapeer_edges.iter().chain(&self.leaf_edges))
+                .map(|&(a, b)| edge(addr(a), addr(b)))
+                .collect(),
+        }
+    }
+
     /// The listen addresses of the nodes with this behaviour.
     pub fn addrs_of(&self, behaviour: Behaviour) -> BTreeSet<SocketAddr> {
         self.nodes

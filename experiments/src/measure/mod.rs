@@ -1,7 +1,7 @@
 //! Measurement campaigns: what `onionlab run` does with a campaign that has `probes:` instead
 //! of an `experiment:`. A testbed is started on loopback (`testbed:`: a BitTorrent swarm of
 //! our own peers with seeders, leechers, free riders, poisoners and churn; a simulated
-//! Mainline DHT with Sybils and poisoners), its addresses join the real ones given under
+//! Mainline DHT with Sybils and poisoners; a Gnutella overlay), its addresses join the real ones given under
 //! `targets:`, and the crawler's campaign runner measures them all with the `probes:` on their
 //! schedules, at the `engine:`'s rates, then runs the `analyses:`. What the crawl found is
 //! scored against what the testbed planted, and becomes an [`Outcome`] for the report and the
@@ -10,12 +10,17 @@
 //! - [`dht`]: the simulated DHT, and the score of Sybil and poisoning flags against it.
 //! - [`swarm`]: the testbed swarm and its churn, and the score of peers found, bad-piece
 //!   flags and measured sessions against it.
+//! - [`gnutella`]: the Gnutella overlay, and the score of the crawled topology, the Sybil
+//!   ultrapeers flagged and the measured sessions against it.
+//! - [`sessions`]: measured against true session lengths, for every testbed that churns.
 //!
 //! The crawl's own output (the SQLite store, `summary.txt`, Parquet and CSV tables as
 //! `report: { export: [...] }` asks) is in `OUTPUT/crawl/`; Ctrl-C stops the crawl cleanly and
 //! `--resume` continues it there, against a testbed started again from the same seed.
 
 pub mod dht;
+pub mod gnutella;
+pub mod sessions;
 pub mod swarm;
 
 use std::future::Future;
@@ -27,13 +32,14 @@ use onionlab_crawler::campaign::config::Targets;
 use onionlab_crawler::campaign::run::STORE_FILE;
 use onionlab_crawler::campaign::{Campaign as CrawlCampaign, CampaignRun, RunError, Summary};
 use onionlab_crawler::krpc::NodeId;
-use onionlab_crawler::observe::{Outcome as ProbeOutcome, PieceCheck, Visit};
+use onionlab_crawler::observe::{Outcome as ProbeOutcome, PieceCheck, Sighting, Visit};
 use onionlab_crawler::store::{CrawlEnd, SessionRow, Store, StoreError};
 use serde::Deserialize;
 use thiserror::Error;
 use tokio::sync::watch;
 
 use crate::campaign::{Campaign, Progress};
+use crate::gnutella::OverlayConfig;
 use crate::outcome::{Figure, Measurement, Outcome, Table};
 use crate::sim::measurement;
 use crate::swarm::runner::SwarmError;
@@ -48,12 +54,14 @@ pub struct Testbed {
     pub dht: Option<DhtTestbed>,
     /// A BitTorrent swarm of our own peers.
     pub swarm: Option<SwarmTestbed>,
+    /// A Gnutella 0.6 overlay of ultrapeers and leaves.
+    pub gnutella: Option<OverlayConfig>,
 }
 
 impl Testbed {
     /// Whether nothing is to be started.
     pub fn is_empty(&self) -> bool {
-        self.dht.is_none() && self.swarm.is_none()
+        self.dht.is_none() && self.swarm.is_none() && self.gnutella.is_none()
     }
 
     /// What the testbed will add to the targets, with placeholders for the addresses it only
@@ -66,6 +74,9 @@ impl Testbed {
         }
         if self.swarm.is_some() {
             targets.info_hashes.push(placeholder);
+        }
+        if self.gnutella.is_some() {
+            targets.gnutella_bootstrap.push(SocketAddr::from(([127, 0, 0, 1], 1)));
         }
     }
 }
@@ -90,6 +101,8 @@ pub struct CrawlRows {
     pub piece_checks: Vec<PieceCheck>,
     /// Peer sessions (when the sessions analysis ran).
     pub sessions: Vec<SessionRow>,
+    /// Every address reported by a source (tracker, DHT node, Gnutella servent).
+    pub sightings: Vec<Sighting>,
 }
 
 impl CrawlRows {
@@ -172,6 +185,19 @@ pub async fn run(
         }
         None => None,
     };
+    let overlay = match &campaign.testbed.gnutella {
+        Some(config) => {
+            progress.stage(&format!(
+                "starting a Gnutella overlay of {} ultrapeers and {} leaves",
+                config.ultrapeers + config.sybils.count,
+                config.leaves
+            ));
+            let overlay = gnutella::start(config).await?;
+            overlay.add_targets(&mut targets);
+            Some(overlay)
+        }
+        None => None,
+    };
     let crawl = crawl_campaign(campaign, targets, &folder.join("crawl"));
     let prepared = match CampaignRun::prepare(crawl.clone(), resume) {
         Err(RunError::NothingToResume { .. }) => CampaignRun::prepare(crawl, false),
@@ -199,6 +225,7 @@ pub async fn run(
         visits: store.visits(outcome.crawl)?,
         piece_checks: store.piece_checks(outcome.crawl)?,
         sessions: store.sessions(outcome.crawl)?,
+        sightings: store.sightings(outcome.crawl)?,
     };
     let summary = &outcome.summary;
     let mut scored = vec![general(summary)];
@@ -210,6 +237,14 @@ pub async fn run(
     if let Some(swarm) = swarm {
         parts.push(swarm.describe());
         scored.push(swarm.score(summary, &rows).await);
+    }
+    if let Some(overlay) = overlay {
+        parts.push(overlay.describe());
+        scored.push(
+            overlay
+                .score(&rows, campaign.sybil.to_config().max_ids_per_subnet)
+                .await,
+        );
     }
     let measured_what = if parts.is_empty() {
         "real targets".to_string()

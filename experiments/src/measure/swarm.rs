@@ -24,7 +24,7 @@ use super::{CrawlRows, MeasureError, Scored};
 use crate::gnutella::churn::{self, PlannedSession};
 use crate::gnutella::config::WeibullParams;
 use crate::outcome::{Figure, Series, SeriesStyle, Table};
-use crate::sim::{ParamsError, mean, measurement, require};
+use crate::sim::{ParamsError, measurement, require};
 use crate::swarm::choker::Strategy;
 use crate::swarm::runner::{PeerSpec, Swarm, SwarmSpec};
 
@@ -314,6 +314,7 @@ impl RunningSwarm {
             visits,
             piece_checks,
             sessions,
+            ..
         } = crawl;
         let crawl_end = SystemTime::now();
         let RunningSwarm {
@@ -498,9 +499,7 @@ fn unix_secs(t: SystemTime) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// True session lengths of the churning leechers against what the crawl measured of them:
-/// every measured session (naive) and the sessions seen to start (create-based, Stutzbach and
-/// Rejaie), next to the model's mean.
+/// True session lengths of the churning leechers against what the crawl measured of them.
 fn session_bias(
     churn: &SwarmChurn,
     leechers: &[(SocketAddr, Kind)],
@@ -527,90 +526,5 @@ fn session_bias(
                 .map(|e| unix_secs(e) - unix_secs(s.start))
         })
         .collect();
-    let length = |r: &SessionRow| (r.ended_at - r.started_at) as f64 / 1e6;
-    let mine: Vec<&SessionRow> = sessions.iter().filter(|r| churning.contains(&r.addr)).collect();
-    let naive: Vec<f64> = mine.iter().map(|r| length(r)).collect();
-    let create_based: Vec<f64> = mine
-        .iter()
-        .filter(|r| !r.left_censored && !r.right_censored)
-        .map(|r| length(r))
-        .collect();
-    let model = onionlab_crawler::analysis::sessions::Weibull::new(churn.session.shape, churn.session.scale)
-        .map_or(0.0, |w| w.mean());
-    let source = "the testbed's churn model (Weibull mean)";
-    let measurements = vec![
-        measurement(
-            "true_mean_session",
-            "true mean session of the churning leechers (ended within the crawl)",
-            mean(&true_lengths),
-            "s",
-            Some((model, source)),
-        ),
-        measurement(
-            "true_sessions",
-            "true sessions of the churning leechers ended within the crawl",
-            true_lengths.len() as f64,
-            "",
-            None,
-        ),
-        measurement(
-            "naive_mean_session",
-            "measured mean session, every session seen (naive)",
-            mean(&naive),
-            "s",
-            Some((model, source)),
-        ),
-        measurement(
-            "create_based_mean_session",
-            "measured mean session, sessions seen to start and end (create-based)",
-            mean(&create_based),
-            "s",
-            Some((model, source)),
-        ),
-        measurement(
-            "create_based_over_true",
-            "create-based mean over the true mean of the sessions that ended within the crawl",
-            match mean(&true_lengths) {
-                t if t > 0.0 => mean(&create_based) / t,
-                _ => 0.0,
-            },
-            "",
-            Some((1.0, "an unbiased estimator (Stutzbach and Rejaie, IMC 2006)")),
-        ),
-        measurement(
-            "measured_sessions",
-            "sessions of the churning leechers the crawl measured",
-            naive.len() as f64,
-            "",
-            None,
-        ),
-    ];
-    let cdf = |name: &str, lengths: &[f64], style: SeriesStyle| {
-        let mut sorted = lengths.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        let n = sorted.len().max(1) as f64;
-        Series {
-            name: name.into(),
-            style,
-            points: sorted
-                .iter()
-                .enumerate()
-                .map(|(i, x)| (*x, (i + 1) as f64 / n))
-                .collect(),
-        }
-    };
-    let figure = Figure {
-        id: "session-lengths".into(),
-        title: "Session lengths of the churning leechers: true and measured".into(),
-        x_label: "session length (s)".into(),
-        y_label: "fraction of sessions at most this long".into(),
-        x_log: false,
-        y_log: false,
-        series: vec![
-            cdf("true", &true_lengths, SeriesStyle::Reference),
-            cdf("measured, naive", &naive, SeriesStyle::Step),
-            cdf("measured, create-based", &create_based, SeriesStyle::Step),
-        ],
-    };
-    (measurements, figure)
+    super::sessions::session_bias(&churn.session, "leechers", &churning, &true_lengths, sessions)
 }
