@@ -8,11 +8,13 @@
 //!   it); every [`ChokerConfig::optimistic_interval`] (30 s) one more interested peer, drawn at
 //!   random, is unchoked optimistically. A slot freed between rounds is filled at once.
 //! - [`Strategy::BitTyrant`] (Piatek et al., NSDI 2007): for each peer an estimate of what it
-//!   gives when unchoked (d, its measured rate, else its `have` rate divided among its slots)
-//!   and of what it takes to be reciprocated (u, starting at capacity / (slots + 1)); peers are
-//!   unchoked by d/u, best first, until their u add up to the upload capacity (the last may
-//!   cross it), each sent at most its u. u grows by 20 % for a peer that did not reciprocate in a round and shrinks
-//!   by 10 % after three rounds in a row that it did.
+//!   gives when unchoked (d: its measured rate, else its `have` rate divided among its slots
+//!   and an optimistic one, 0 while it holds nothing we lack) and of what it takes to be
+//!   reciprocated (u, starting at capacity / (slots + 1)). Peers are unchoked by d/u, best
+//!   first, until their u add up to the upload capacity (the last may cross it), each sent its
+//!   u (and an even part of what is left once every interested peer is unchoked). u grows by
+//!   20 % for a peer that did not reciprocate in a round and shrinks by 10 % after three rounds
+//!   in a row that it did.
 //! - [`Strategy::PropShare`] (Levin et al., "BitTorrent is an auction", SIGCOMM 2008): each
 //!   round the capacity, less an optimistic fifth, is split among the peers in proportion to
 //!   what each uploaded to us in the previous round; the fifth goes to an optimistic unchoke.
@@ -107,6 +109,8 @@ pub struct PeerView {
     pub up_rate: f64,
     /// The rate at which it announced new pieces (`have`s × piece length), bytes/s.
     pub announce_rate: f64,
+    /// It holds pieces we lack (we are interested in it): only then can it reciprocate.
+    pub wanted: bool,
 }
 
 /// The peers to unchoke now.
@@ -315,7 +319,12 @@ impl Choker {
                         u: start_u,
                         reciprocated: 0,
                     });
-                    if given > 0 {
+                    if !p.wanted {
+                        // It holds nothing we lack: it cannot give, and its silence says
+                        // nothing about the price of its reciprocation.
+                        e.d = 0.0;
+                        e.reciprocated = 0;
+                    } else if given > 0 {
                         e.d = given as f64 / secs;
                         e.reciprocated += 1;
                         if e.reciprocated >= TYRANT_PATIENCE {
@@ -323,7 +332,8 @@ impl Choker {
                             e.reciprocated = 0;
                         }
                     } else {
-                        e.d = p.announce_rate / self.cfg.slots as f64;
+                        // The equal split it likely uses among its slots and an optimistic one.
+                        e.d = p.announce_rate / (self.cfg.slots as f64 + 1.0);
                         e.reciprocated = 0;
                         if was_unchoked.contains(&p.key) {
                             e.u = (e.u * (1.0 + TYRANT_GROW)).min(capacity);
@@ -350,6 +360,14 @@ impl Choker {
                     spent += e.u;
                     self.current.regular.push(k);
                     self.current.shares.insert(k, e.u.min(capacity));
+                }
+                // Every interested peer unchoked and capacity left: spread it evenly (BitTyrant
+                // as released always uses all of its capacity).
+                if spent < capacity && !self.current.regular.is_empty() {
+                    let excess = (capacity - spent) / self.current.regular.len() as f64;
+                    for share in self.current.shares.values_mut() {
+                        *share += excess;
+                    }
                 }
             }
         }
@@ -418,6 +436,7 @@ mod tests {
             down_rate,
             up_rate: 0.0,
             announce_rate: 0.0,
+            wanted: true,
         }
     }
 
@@ -531,6 +550,33 @@ mod tests {
                 assert!((share - 240.0).abs() < 1e-9, "{k}: {share}");
             }
         }
+    }
+
+    #[test]
+    fn bittyrant_spends_nothing_on_peers_that_hold_nothing_it_lacks() {
+        let cfg = ChokerConfig {
+            upload_capacity: 1000.0,
+            ..standard()
+        };
+        let mut c = Choker::new(cfg, Strategy::BitTyrant, 1);
+        let t0 = Instant::now();
+        // Two peers announce pieces fast, but peer 0 holds nothing we lack.
+        let mut peers: Vec<PeerView> = (0..2)
+            .map(|k| PeerView {
+                announce_rate: 500.0,
+                ..view(k, 0.0)
+            })
+            .collect();
+        peers[0].wanted = false;
+        c.tick(t0, &peers, false);
+        let u = c.tick(t0 + Duration::from_secs(10), &peers, false).clone();
+        assert_eq!(u.regular[0], 1, "the peer that can give back comes first");
+        // Both fit (200 each at the start), and the capacity left is spread over them.
+        let total: f64 = u.shares.values().sum();
+        assert!((total - 1000.0).abs() < 1e-9, "{total}");
+        // Peer 0's silence did not raise its price; peer 1's did.
+        assert!((c.estimates[&0].u - 200.0).abs() < 1e-9);
+        assert!((c.estimates[&1].u - 240.0).abs() < 1e-9);
     }
 
     #[test]

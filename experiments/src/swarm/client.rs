@@ -733,6 +733,7 @@ impl Client {
                 down_rate: c.down.rate(now),
                 up_rate: c.up.rate(now),
                 announce_rate: c.announced.rate(now),
+                wanted: c.am_interested,
             })
             .collect();
         let seeding = self.is_complete();
