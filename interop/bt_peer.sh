@@ -4,11 +4,13 @@
 # In a private network namespace that has only `lo`:
 #   1. our tracker (`onionlab bt tracker`) and our seed (`onionlab bt seed`, which writes the
 #      .torrent) on their own addresses;
-#   2. an aria2 leecher that finds our seed through our tracker and downloads the payload from
-#      it: its file must equal the payload byte for byte;
+#   2. an aria2 leecher and a libtorrent leecher (Debian's python3-libtorrent) that find our
+#      seed through our tracker and download the payload from it: each file must equal the
+#      payload byte for byte;
 #   3. our seed stops; our leecher (`onionlab bt leech`) downloads the payload from aria2, now
 #      seeding, and must write the same bytes.
-# Prints PASS/FAIL per check; exits non-zero on any FAIL. Needs root (ip netns) and aria2c.
+# Prints PASS/FAIL per check; exits non-zero on any FAIL. Needs root (ip netns), aria2c and
+# python3-libtorrent (installed when missing).
 # Environment: ONIONLAB (the binary; default: the one `cargo test --workspace` builds), INTEROP_KEEP=1 keeps the work folder.
 set -euo pipefail
 
@@ -21,6 +23,7 @@ FAILS=0
 TRACKER=127.0.0.1:6969
 SEED_IP=127.0.1.1
 ARIA_IP=127.0.2.1
+LT_IP=127.0.4.1
 PAYLOAD_MIB=8
 WAIT_SECS=${WAIT_SECS:-60}
 
@@ -55,9 +58,12 @@ source "$ROOT/interop/lib.sh"
 
 listening() { in_ns ss -H -ltn "src $1" | grep -q .; }
 
-command -v aria2c >/dev/null || {
-  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends aria2 iproute2
-}
+need=()
+command -v aria2c >/dev/null || need+=(aria2)
+/usr/bin/python3 -c 'import libtorrent' 2>/dev/null || need+=(python3-libtorrent)
+if ((${#need[@]})); then
+  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" iproute2
+fi
 if [[ -n ${ONIONLAB:-} ]]; then
   BIN=$ONIONLAB
 else
@@ -67,7 +73,7 @@ fi
 ip netns add "$NS"
 NS_CREATED=1
 in_ns ip link set lo up
-mkdir -p "$WORK/seed" "$WORK/aria" "$WORK/ours"
+mkdir -p "$WORK/seed" "$WORK/aria" "$WORK/lt" "$WORK/ours"
 head -c $((PAYLOAD_MIB << 20)) /dev/urandom >"$WORK/seed/payload.bin"
 
 start "$WORK/tracker.log" "$BIN" bt tracker --listen $TRACKER
@@ -86,6 +92,15 @@ if wait_for $WAIT_SECS "aria2's download" complete; then
   pass "aria2 downloaded $PAYLOAD_MIB MiB from our seed, found through our tracker"
 else
   fail "aria2 leeching from our seed" "$(tail -3 "$WORK/aria2.log" | tr '\n' ' ')"
+fi
+
+# libtorrent leeches from our seed too (its own extensions offered, ours none).
+start "$WORK/lt.log" /usr/bin/python3 "$ROOT/interop/tools/lt_peer.py" "$WORK/payload.torrent" "$WORK/lt" $LT_IP 6884 $WAIT_SECS
+lt_complete() { cmp -s "$WORK/lt/payload.bin" "$WORK/seed/payload.bin"; }
+if wait_for $WAIT_SECS "libtorrent's download" lt_complete; then
+  pass "libtorrent downloaded $PAYLOAD_MIB MiB from our seed, found through our tracker ($(grep -m1 COMPLETE "$WORK/lt.log"))"
+else
+  fail "libtorrent leeching from our seed" "$(tail -3 "$WORK/lt.log" | tr '\n' ' ')"
 fi
 
 # Our seed leaves; our leecher must get every piece from aria2.
