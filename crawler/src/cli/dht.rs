@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use onionlab_crawler::dht::crawl::{Crawl, CrawlConfig, CrawlOutcome, NodeState, Resume, record_nodes, record_peers};
 use onionlab_crawler::dht::sim::{
-    MAX_FAKE_PEERS, PoisonConfig, Role, SimConfig, SimNetwork, SybilConfig, SybilPlacement,
+    MAX_FAKE_PEERS, PoisonConfig, Role, SimConfig, SimNetwork, SybilConfig, SybilPlacement, default_target,
 };
 use onionlab_crawler::dht::socket::{KrpcReply, KrpcSocket, Request, SocketConfig, SocketStats};
 use onionlab_crawler::dht::space::SplitMix64;
@@ -191,9 +191,7 @@ impl SimArgs {
             self.fake_peers <= MAX_FAKE_PEERS,
             "at most {MAX_FAKE_PEERS} fake peers per reply"
         );
-        let target = self
-            .target
-            .unwrap_or_else(|| InfoHash(SplitMix64::new(self.seed ^ 0x7a76_6574).node_id().0));
+        let target = self.target.unwrap_or_else(|| default_target(self.seed));
         Ok(SimConfig {
             nodes: self.nodes,
             seed: self.seed,
@@ -201,21 +199,16 @@ impl SimArgs {
             port: self.port,
             silent: self.silent,
             restarted: self.restarted,
-            sybils: (self.sybils > 0).then_some(SybilConfig {
-                count: self.sybils,
-                placement: match self.sybil_placement {
+            sybils: SybilConfig::planted(
+                self.sybils,
+                match self.sybil_placement {
                     Placement::OneIp => SybilPlacement::OneIp,
                     Placement::Range => SybilPlacement::Range,
                 },
                 target,
-                shared_bits: self.sybil_bits,
-            }),
-            poisoners: (self.poisoners > 0).then_some(PoisonConfig {
-                count: self.poisoners,
-                target,
-                fake_peers: self.fake_peers,
-                shared_bits: self.poison_bits,
-            }),
+                self.sybil_bits,
+            ),
+            poisoners: PoisonConfig::planted(self.poisoners, target, self.fake_peers, self.poison_bits),
             ..SimConfig::default()
         })
     }
@@ -515,17 +508,12 @@ fn per_second(n: u64, d: Duration) -> f64 {
 
 async fn bench(common: &Common, args: BenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let target = InfoHash(SplitMix64::new(args.seed ^ 0x7a76_6574).node_id().0);
+    let target = default_target(args.seed);
     let net = SimNetwork::start(SimConfig {
         nodes: args.nodes,
         seed: args.seed,
         silent: args.silent,
-        sybils: (args.sybils > 0).then_some(SybilConfig {
-            count: args.sybils,
-            placement: SybilPlacement::Range,
-            target,
-            shared_bits: 20,
-        }),
+        sybils: SybilConfig::planted(args.sybils, SybilPlacement::Range, target, 20),
         ..SimConfig::default()
     })
     .await

@@ -125,6 +125,24 @@ pub struct SybilConfig {
     pub shared_bits: u32,
 }
 
+impl SybilConfig {
+    /// `count` Sybils placed so, sharing `shared_bits` with `target`; `None` for none.
+    pub fn planted(count: usize, placement: SybilPlacement, target: InfoHash, shared_bits: u32) -> Option<Self> {
+        (count > 0).then_some(SybilConfig {
+            count,
+            placement,
+            target,
+            shared_bits,
+        })
+    }
+}
+
+/// The key a network's Sybils and poisoners cluster around when none is named: drawn from
+/// the network's `seed`.
+pub fn default_target(seed: u64) -> InfoHash {
+    InfoHash(SplitMix64::new(seed ^ 0x7a76_6574).node_id().0)
+}
+
 /// Planted poisoners.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoisonConfig {
@@ -136,6 +154,19 @@ pub struct PoisonConfig {
     pub fake_peers: usize,
     /// Leading bits their ids share with `target` (0: ordinary BEP 42 ids).
     pub shared_bits: u32,
+}
+
+impl PoisonConfig {
+    /// `count` poisoners of `target` with `fake_peers` each, their ids sharing `shared_bits`
+    /// with it; `None` for none.
+    pub fn planted(count: usize, target: InfoHash, fake_peers: usize, shared_bits: u32) -> Option<Self> {
+        (count > 0).then_some(PoisonConfig {
+            count,
+            target,
+            fake_peers,
+            shared_bits,
+        })
+    }
 }
 
 /// A torrent and its peers, known to the network from the start.

@@ -231,6 +231,14 @@ pub struct WeibullParams {
     pub scale: f64,
 }
 
+impl WeibullParams {
+    /// Whether sessions can be drawn from it: a finite shape of at least 0.1 (below, lengths
+    /// span more orders of magnitude than a run can hold) and a finite positive scale.
+    pub fn is_usable(&self) -> bool {
+        self.shape.is_finite() && self.shape >= 0.1 && self.scale.is_finite() && self.scale > 0.0
+    }
+}
+
 /// Limits and timeouts, in milliseconds where they are times.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -362,13 +370,12 @@ impl OverlayConfig {
         }
         if let Some(c) = &self.churn {
             let fraction = |v: f64| (0.0..=1.0).contains(&v);
-            let weibull =
-                |w: &WeibullParams| w.shape.is_finite() && w.shape > 0.0 && w.scale.is_finite() && w.scale > 0.0;
             if !fraction(c.leaf_fraction) || !fraction(c.ultrapeer_fraction) {
                 return fail("churn fractions must be in [0, 1]".into());
             }
-            if !(weibull(&c.session) && weibull(&c.downtime) && c.horizon_secs.is_finite() && c.horizon_secs > 0.0) {
-                return fail("churn: Weibull shapes and scales and the horizon must be positive".into());
+            if !(c.session.is_usable() && c.downtime.is_usable() && c.horizon_secs.is_finite() && c.horizon_secs > 0.0)
+            {
+                return fail("churn: Weibull shapes must be at least 0.1, scales and the horizon positive".into());
             }
         }
         let l = &self.limits;

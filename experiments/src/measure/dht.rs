@@ -15,8 +15,9 @@ use onionlab_crawler::analysis::Score;
 use onionlab_crawler::analysis::sybil::common_prefix_len;
 use onionlab_crawler::campaign::Summary;
 use onionlab_crawler::campaign::config::Targets;
-use onionlab_crawler::dht::sim::{PoisonConfig, Role, SimConfig, SimNetwork, SybilConfig, SybilPlacement};
-use onionlab_crawler::dht::space::SplitMix64;
+use onionlab_crawler::dht::sim::{
+    PoisonConfig, Role, SimConfig, SimNetwork, SybilConfig, SybilPlacement, default_target,
+};
 use onionlab_crawler::infohash::InfoHash;
 use onionlab_crawler::krpc::NodeId;
 use serde::Deserialize;
@@ -78,7 +79,7 @@ pub struct RunningDht {
 impl DhtTestbed {
     /// The key the adversaries gather around, from the campaign's seed.
     pub fn target(seed: u64) -> InfoHash {
-        InfoHash(SplitMix64::new(seed ^ 0x7a76_6574).node_id().0)
+        default_target(seed)
     }
 
     /// Starts every node (each a real KRPC responder on its own address).
@@ -89,18 +90,8 @@ impl DhtTestbed {
             seed,
             base_ip: self.base_ip,
             port: self.port,
-            sybils: (self.sybils > 0).then_some(SybilConfig {
-                count: self.sybils,
-                placement: self.placement,
-                target,
-                shared_bits: self.sybil_bits,
-            }),
-            poisoners: (self.poisoners > 0).then_some(PoisonConfig {
-                count: self.poisoners,
-                target,
-                fake_peers: self.fake_peers,
-                shared_bits: self.poisoner_bits,
-            }),
+            sybils: SybilConfig::planted(self.sybils, self.placement, target, self.sybil_bits),
+            poisoners: PoisonConfig::planted(self.poisoners, target, self.fake_peers, self.poisoner_bits),
             ..SimConfig::default()
         })
         .await

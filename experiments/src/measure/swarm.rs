@@ -114,16 +114,14 @@ impl SwarmTestbed {
         require(self.upload_kibps >= 1, "upload_kibps", "must be at least 1")?;
         require(self.subnet != 0, "subnet", "127.0.x.y is left to other services")?;
         if let Some(c) = &self.churn {
-            let weibull =
-                |w: &WeibullParams| w.shape.is_finite() && w.shape >= 0.1 && w.scale.is_finite() && w.scale > 0.0;
             require((0.0..=1.0).contains(&c.fraction), "churn.fraction", "must be 0 to 1")?;
             require(
-                weibull(&c.session),
+                c.session.is_usable(),
                 "churn.session",
                 "shape ≥ 0.1 and scale > 0 (seconds)",
             )?;
             require(
-                weibull(&c.downtime),
+                c.downtime.is_usable(),
                 "churn.downtime",
                 "shape ≥ 0.1 and scale > 0 (seconds)",
             )?;
