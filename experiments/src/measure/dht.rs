@@ -22,7 +22,7 @@ use onionlab_crawler::infohash::InfoHash;
 use onionlab_crawler::krpc::NodeId;
 use serde::Deserialize;
 
-use super::{MeasureError, Scored};
+use super::{MeasureError, Scored, precision_recall};
 use crate::outcome::{Figure, Series, SeriesStyle, Table};
 use crate::sim::measurement;
 
@@ -160,7 +160,7 @@ impl RunningDht {
             .map(|s| s.density_estimate);
         let p = &self.params;
         let planted = "the simulator's ground truth (every planted node)";
-        let measurements = vec![
+        let mut measurements = vec![
             measurement(
                 "nodes_found",
                 "responsive DHT nodes found by the crawl (fraction)",
@@ -175,35 +175,14 @@ impl RunningDht {
                 "nodes",
                 Some(((p.nodes + p.sybils + p.poisoners) as f64, planted)),
             ),
-            measurement(
-                "sybil_precision",
-                "Sybil flags: precision",
-                sybil_score.precision().unwrap_or(0.0),
-                "",
-                Some((1.0, planted)),
-            ),
-            measurement(
-                "sybil_recall",
-                "Sybil flags: recall",
-                sybil_score.recall().unwrap_or(0.0),
-                "",
-                Some((1.0, planted)),
-            ),
-            measurement(
-                "poisoner_precision",
-                "DHT poisoning sources: precision",
-                poison_score.precision().unwrap_or(0.0),
-                "",
-                Some((1.0, planted)),
-            ),
-            measurement(
-                "poisoner_recall",
-                "DHT poisoning sources: recall",
-                poison_score.recall().unwrap_or(0.0),
-                "",
-                Some((1.0, planted)),
-            ),
         ];
+        measurements.extend(precision_recall("sybil", "Sybil flags", &sybil_score, planted));
+        measurements.extend(precision_recall(
+            "poisoner",
+            "DHT poisoning sources",
+            &poison_score,
+            planted,
+        ));
         // How close to the target each kind of node answered: the Sybils' cluster, visible.
         let mut near: BTreeMap<(bool, u32), usize> = BTreeMap::new();
         for id in ids_answered {

@@ -20,7 +20,7 @@ use onionlab_crawler::campaign::config::Targets;
 use onionlab_crawler::gnutella::snapshot::edge;
 use onionlab_crawler::observe::{Outcome as ProbeOutcome, ProbeKind, SourceKind};
 
-use super::{CrawlRows, MeasureError, Scored};
+use super::{CrawlRows, MeasureError, Scored, precision_recall};
 use crate::gnutella::{Behaviour, Overlay, OverlayConfig, Role};
 use crate::outcome::Table;
 use crate::sim::measurement;
@@ -148,51 +148,26 @@ impl RunningOverlay {
                     "",
                     Some((1.0, source)),
                 ),
-                measurement(
-                    "edge_recall",
-                    "true edges the crawl found",
-                    edges.recall().unwrap_or(0.0),
-                    "",
-                    Some((1.0, source)),
-                ),
-                measurement(
-                    "edge_precision",
-                    "edges found that are true",
-                    edges.precision().unwrap_or(0.0),
-                    "",
-                    Some((1.0, source)),
-                ),
             ]);
+            measurements.extend(precision_recall("edge", "edges found", &edges, source));
         }
         let sybils = truth.addrs_of(Behaviour::Sybil);
         if !sybils.is_empty() {
             let report = ultrapeer_subnets(&found_ups, max_per_subnet);
-            let flagged: BTreeSet<SocketAddr> = report.flagged.values().flatten().copied().collect();
-            let score = Score::of(&flagged, &sybils);
             let planted = "the Sybil ultrapeers the testbed planted";
-            measurements.extend([
-                measurement(
-                    "gnutella_sybils_flagged",
-                    format!("ultrapeers in /24s with more than {max_per_subnet} ultrapeers"),
-                    flagged.len() as f64,
-                    "",
-                    Some((sybils.len() as f64, planted)),
-                ),
-                measurement(
-                    "gnutella_sybil_precision",
-                    "flagged ultrapeers that are Sybils",
-                    score.precision().unwrap_or(0.0),
-                    "",
-                    Some((1.0, planted)),
-                ),
-                measurement(
-                    "gnutella_sybil_recall",
-                    "Sybil ultrapeers flagged",
-                    score.recall().unwrap_or(0.0),
-                    "",
-                    Some((1.0, planted)),
-                ),
-            ]);
+            measurements.push(measurement(
+                "gnutella_sybils_flagged",
+                format!("ultrapeers in /24s with more than {max_per_subnet} ultrapeers"),
+                report.addrs().len() as f64,
+                "",
+                Some((sybils.len() as f64, planted)),
+            ));
+            measurements.extend(precision_recall(
+                "gnutella_sybil",
+                "ultrapeer /24 flags",
+                &report.score(&sybils),
+                planted,
+            ));
             tables.push(Table {
                 id: "gnutella-subnets".into(),
                 title: "The /24s flagged for too many ultrapeers".into(),

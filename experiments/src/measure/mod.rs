@@ -28,6 +28,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use onionlab_crawler::analysis::Score;
 use onionlab_crawler::campaign::config::Targets;
 use onionlab_crawler::campaign::run::STORE_FILE;
 use onionlab_crawler::campaign::{Campaign as CrawlCampaign, CampaignRun, RunError, Summary};
@@ -79,6 +80,27 @@ impl Testbed {
             targets.gnutella_bootstrap.push(SocketAddr::from(([127, 0, 0, 1], 1)));
         }
     }
+}
+
+/// `score` as the two measurements `{name}_precision` and `{name}_recall`, labelled with
+/// `what` was flagged, each against the perfect 1 that `truth` (what was planted) allows.
+pub fn precision_recall(name: &str, what: &str, score: &Score, truth: &str) -> [Measurement; 2] {
+    [
+        measurement(
+            format!("{name}_precision"),
+            format!("{what}: precision"),
+            score.precision().unwrap_or(0.0),
+            "",
+            Some((1.0, truth)),
+        ),
+        measurement(
+            format!("{name}_recall"),
+            format!("{what}: recall"),
+            score.recall().unwrap_or(0.0),
+            "",
+            Some((1.0, truth)),
+        ),
+    ]
 }
 
 /// What a testbed part measured against its truth.

@@ -20,7 +20,7 @@ use onionlab_crawler::store::SessionRow;
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use super::{CrawlRows, MeasureError, Scored};
+use super::{CrawlRows, MeasureError, Scored, precision_recall};
 use crate::gnutella::churn::{self, PlannedSession};
 use crate::gnutella::config::WeibullParams;
 use crate::outcome::{Figure, Series, SeriesStyle, Table};
@@ -401,20 +401,7 @@ impl RunningSwarm {
         ));
         if !poisoners.is_empty() {
             let score = Score::of(&bad_peers, &poisoners);
-            measurements.push(measurement(
-                "bad_peer_precision",
-                "bad-piece flags: precision",
-                score.precision().unwrap_or(0.0),
-                "",
-                Some((1.0, planted)),
-            ));
-            measurements.push(measurement(
-                "bad_peer_recall",
-                "bad-piece flags: recall",
-                score.recall().unwrap_or(0.0),
-                "",
-                Some((1.0, planted)),
-            ));
+            measurements.extend(precision_recall("bad_peer", "bad-piece flags", &score, planted));
         }
         let mut figures = Vec::new();
         let by_kind = |kind: Kind| Series {
