@@ -15,14 +15,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use onionlab_crawler::analysis::Score;
-use onionlab_crawler::analysis::topology::ultrapeer_subnets;
+use onionlab_crawler::analysis::topology::{degree_histogram, degrees, ultrapeer_subnets};
 use onionlab_crawler::campaign::config::Targets;
 use onionlab_crawler::gnutella::snapshot::edge;
 use onionlab_crawler::observe::{Outcome as ProbeOutcome, ProbeKind, SourceKind};
 
 use super::{CrawlRows, MeasureError, Scored, precision_recall};
 use crate::gnutella::{Behaviour, Overlay, OverlayConfig, Role};
-use crate::outcome::Table;
+use crate::outcome::{Figure, Series, SeriesStyle, Table};
 use crate::sim::measurement;
 
 /// How long the overlay may take to bring every planned link up.
@@ -186,6 +186,14 @@ impl RunningOverlay {
             });
         }
         let mut figures = Vec::new();
+        if self.config.churn.is_none() {
+            figures.push(degree_figure(
+                &topology.ultrapeers,
+                &topology.edges,
+                &found_ups,
+                &found_edges,
+            ));
+        }
         if let Some(churn) = &self.config.churn {
             let addrs: BTreeSet<SocketAddr> = churning.iter().map(|c| c.1).collect();
             let indices: BTreeSet<usize> = churning.iter().map(|c| c.0).collect();
@@ -231,5 +239,42 @@ impl RunningOverlay {
             figures,
             tables,
         }
+    }
+}
+
+/// The ultrapeer degree distribution (ultrapeer–ultrapeer links only) of the true and the
+/// crawled topology, the plot a student draws to compare a crawl with the overlay.
+fn degree_figure(
+    true_ups: &BTreeSet<SocketAddr>,
+    true_edges: &BTreeSet<(SocketAddr, SocketAddr)>,
+    found_ups: &BTreeSet<SocketAddr>,
+    found_edges: &BTreeSet<(SocketAddr, SocketAddr)>,
+) -> Figure {
+    let series = |name: &str, style, ups: &BTreeSet<SocketAddr>, edges: &BTreeSet<(SocketAddr, SocketAddr)>| {
+        let links: BTreeSet<(SocketAddr, SocketAddr)> = edges
+            .iter()
+            .filter(|(a, b)| ups.contains(a) && ups.contains(b))
+            .copied()
+            .collect();
+        Series {
+            name: name.into(),
+            style,
+            points: degree_histogram(&degrees(ups, &links))
+                .into_iter()
+                .map(|(d, n)| (d as f64, n as f64))
+                .collect(),
+        }
+    };
+    Figure {
+        id: "gnutella-degrees".into(),
+        title: "Ultrapeer degrees (links to other ultrapeers): true and crawled".into(),
+        x_label: "degree".into(),
+        y_label: "ultrapeers".into(),
+        x_log: false,
+        y_log: false,
+        series: vec![
+            series("true", SeriesStyle::Reference, true_ups, true_edges),
+            series("crawled", SeriesStyle::Points, found_ups, found_edges),
+        ],
     }
 }
