@@ -19,7 +19,7 @@ use onionlab_crawler::gnutella::churn::churn;
 use onionlab_crawler::gnutella::crawl::{TopologyConfig, crawl_snapshots, crawl_topology};
 use onionlab_crawler::gnutella::leaf::{DownloadConfig, QueryConfig, query, verify_hit};
 use onionlab_experiments::gnutella::{
-    Behaviour, ChurnConfig, Overlay, OverlayConfig, PoisonConfig, SybilConfig, Truth, WeibullParams,
+    AddrTopology, Behaviour, ChurnConfig, Overlay, OverlayConfig, PoisonConfig, SybilConfig, WeibullParams,
 };
 
 const READY: Duration = Duration::from_secs(90);
@@ -53,18 +53,6 @@ fn topology_config() -> TopologyConfig {
     }
 }
 
-/// The true topology as address sets: online ultrapeers, online leaves, edges.
-fn true_topology(
-    truth: &Truth,
-) -> (
-    BTreeSet<SocketAddr>,
-    BTreeSet<SocketAddr>,
-    BTreeSet<(SocketAddr, SocketAddr)>,
-) {
-    let t = truth.online_topology();
-    (t.ultrapeers, t.leaves, t.edges)
-}
-
 /// 50 ultrapeers and 450 leaves (5 of them poisoners, 10 free riders), plus 10 Sybil
 /// ultrapeers: one snapshot equals the truth, the per-/24 signal finds exactly the Sybils, and
 /// the pollution signals find exactly the poisoners from what their downloads serve.
@@ -91,7 +79,11 @@ async fn a_500_node_overlay_is_mapped_exactly_and_its_adversaries_found() {
         .await
         .unwrap();
         let truth = overlay.truth();
-        let (ups, leaves, edges) = true_topology(&truth);
+        let AddrTopology {
+            ultrapeers: ups,
+            leaves,
+            edges,
+        } = truth.online_topology();
         assert_eq!((ups.len(), leaves.len()), (60, 450));
 
         let engine = engine();

@@ -32,7 +32,7 @@ use crate::campaign::Progress;
 use crate::outcome::{Figure, Outcome, Series, SeriesStyle, Table};
 use crate::sim::{self, ParamsError, measurement, positive, require};
 use crate::swarm::choker::Strategy;
-use crate::swarm::runner::{PeerSpec, SwarmError, SwarmReport, SwarmSpec, run_swarm};
+use crate::swarm::runner::{LeecherReport, PeerSpec, SwarmError, SwarmReport, SwarmSpec, run_swarm};
 
 /// The setup; sizes in KiB, rates in KiB/s.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -173,8 +173,7 @@ fn leechers(params: &Params, everyone: Strategy) -> Vec<PeerSpec> {
 fn completion(r: &SwarmReport, i: usize) -> Option<f64> {
     r.leechers
         .get(i)
-        .filter(|l| l.verified)
-        .and_then(|l| l.node.completed_after)
+        .and_then(LeecherReport::verified_completion)
         .map(|t| t.as_secs_f64())
 }
 

@@ -87,13 +87,13 @@ impl RunningOverlay {
     pub async fn score(self, rows: &CrawlRows, max_per_subnet: usize) -> Scored {
         let truth = self.overlay.truth();
         let sessions = self.overlay.sessions();
-        let churning: Vec<(usize, SocketAddr)> = self
+        let churning: BTreeSet<usize> = self
             .overlay
             .plan()
             .nodes
             .iter()
             .filter(|n| !n.sessions.is_empty())
-            .map(|n| (n.index, n.addr))
+            .map(|n| n.index)
             .collect();
         self.overlay.stop().await;
         let topology = truth.online_topology();
@@ -132,6 +132,7 @@ impl RunningOverlay {
         let source = "the overlay's live topology at the end of the crawl";
         let mut measurements = Vec::new();
         let mut tables = Vec::new();
+        let mut figures = Vec::new();
         if self.config.churn.is_none() {
             measurements.extend([
                 measurement(
@@ -150,6 +151,12 @@ impl RunningOverlay {
                 ),
             ]);
             measurements.extend(precision_recall("edge", "edges found", &edges, source));
+            figures.push(degree_figure(
+                &topology.ultrapeers,
+                &topology.edges,
+                &found_ups,
+                &found_edges,
+            ));
         }
         let sybils = truth.addrs_of(Behaviour::Sybil);
         if !sybils.is_empty() {
@@ -185,22 +192,12 @@ impl RunningOverlay {
                     .collect(),
             });
         }
-        let mut figures = Vec::new();
-        if self.config.churn.is_none() {
-            figures.push(degree_figure(
-                &topology.ultrapeers,
-                &topology.edges,
-                &found_ups,
-                &found_edges,
-            ));
-        }
         if let Some(churn) = &self.config.churn {
-            let addrs: BTreeSet<SocketAddr> = churning.iter().map(|c| c.1).collect();
-            let indices: BTreeSet<usize> = churning.iter().map(|c| c.0).collect();
+            let addrs: BTreeSet<SocketAddr> = churning.iter().map(|&i| truth.nodes[i].addr).collect();
             // A true session counts once it ended within the crawl (the others are censored).
             let true_lengths: Vec<f64> = sessions
                 .iter()
-                .filter(|s| indices.contains(&s.node))
+                .filter(|s| churning.contains(&s.node))
                 .filter_map(|s| s.length())
                 .collect();
             let (m, f) =

@@ -133,6 +133,13 @@ pub struct LeecherReport {
     pub verified: bool,
 }
 
+impl LeecherReport {
+    /// Its completion time from its own start, if it ended with the original bytes.
+    pub fn verified_completion(&self) -> Option<Duration> {
+        self.node.completed_after.filter(|_| self.verified)
+    }
+}
+
 /// What a swarm run found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SwarmReport {
@@ -149,7 +156,7 @@ impl SwarmReport {
     pub fn distribution_time(&self) -> Option<Duration> {
         let honest = self.leechers.iter().filter(|l| l.honest);
         honest
-            .map(|l| l.node.completed_after.filter(|_| l.verified))
+            .map(LeecherReport::verified_completion)
             .try_fold(Duration::ZERO, |acc, t| t.map(|t| acc.max(t)))
     }
 }
@@ -267,15 +274,7 @@ impl Swarm {
         }
         swarm.t0 = Instant::now();
         for i in 0..swarm.spec.leechers.len() {
-            let node = Self::start_node(
-                &swarm.spec,
-                &swarm.torrent,
-                &swarm.content,
-                swarm.tracker.url(),
-                i + 1,
-                None,
-            )
-            .await?;
+            let node = swarm.start_leecher(i, None).await?;
             swarm.leechers.push(Leecher {
                 addr: node.addr(),
                 node: Some(node),
@@ -287,8 +286,26 @@ impl Swarm {
         Ok(swarm)
     }
 
+    /// Leecher `i`'s node, holding its share of the pieces or, coming back, what it `held`.
+    async fn start_leecher(&self, i: usize, held: Option<&Bitfield>) -> Result<Node, SwarmError> {
+        Self::start_node(
+            &self.spec,
+            &self.torrent,
+            &self.content,
+            self.tracker.url(),
+            i + 1,
+            held,
+        )
+        .await
+    }
+
+    /// Whether `node` holds the whole content, equal to the original.
+    fn verified(&self, node: &Node) -> bool {
+        node.content().as_deref() == Some(&self.content[..])
+    }
+
     /// Node `index` (0 the seed, i + 1 leecher i), holding its share of the pieces or, coming
-    /// back, what it held.
+    /// back, what it held. (The seed starts before the `Swarm` exists, hence the parts.)
     async fn start_node(
         spec: &SwarmSpec,
         torrent: &TorrentFile,
@@ -389,14 +406,14 @@ impl Swarm {
 
     /// Leecher `i` leaves (a `stopped` announce, its connections closed), keeping what it holds.
     pub async fn leave(&mut self, i: usize) {
-        let Some(leecher) = self.leechers.get_mut(i) else {
+        let Some(node) = self.leechers.get_mut(i).and_then(|l| l.node.take()) else {
             return;
         };
-        if let Some(node) = leecher.node.take() {
-            leecher.held = Some(node.held());
-            leecher.left_verified = node.content().as_deref() == Some(&self.content[..]);
-            leecher.earlier.push(node.stop().await);
-        }
+        let verified = self.verified(&node);
+        let leecher = &mut self.leechers[i];
+        leecher.held = Some(node.held());
+        leecher.left_verified = verified;
+        leecher.earlier.push(node.stop().await);
     }
 
     /// Leecher `i` comes back at its address with what it held when it left.
@@ -407,15 +424,7 @@ impl Swarm {
         if leecher.node.is_some() {
             return Ok(());
         }
-        let node = Self::start_node(
-            &self.spec,
-            &self.torrent,
-            &self.content,
-            self.tracker.url(),
-            i + 1,
-            leecher.held.as_ref(),
-        )
-        .await?;
+        let node = self.start_leecher(i, leecher.held.as_ref()).await?;
         self.leechers[i].node = Some(node);
         Ok(())
     }
@@ -429,12 +438,13 @@ impl Swarm {
             "swarm ran for {:.2} s",
             self.t0.elapsed().as_secs_f64()
         );
+        let verified: Vec<bool> = self
+            .leechers
+            .iter()
+            .map(|l| l.node.as_ref().map_or(l.left_verified, |n| self.verified(n)))
+            .collect();
         let mut reports = Vec::with_capacity(self.leechers.len());
-        for (leecher, peer) in self.leechers.into_iter().zip(&self.spec.leechers) {
-            let verified = match &leecher.node {
-                Some(node) => node.content().as_deref() == Some(&self.content[..]),
-                None => leecher.left_verified,
-            };
+        for ((leecher, peer), verified) in self.leechers.into_iter().zip(&self.spec.leechers).zip(verified) {
             let mut offset = Duration::ZERO;
             let mut sessions = leecher.earlier;
             if let Some(node) = leecher.node {
