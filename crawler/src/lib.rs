@@ -1,6 +1,6 @@
 //! # onionlab-crawler: measurement probes for real P2P overlays
 //!
-//! The BitTorrent side of the toolkit; the crawler depends on no onion crate. Codecs are sans I/O;
+//! The measurement side of the toolkit (BitTorrent, Gnutella and onion relay censuses); the crawler depends on no onion crate. Codecs are sans I/O;
 //! the probes that drive them over tokio sockets all run through one [`engine`] and record
 //! [`observe`] rows.
 //!
@@ -22,6 +22,8 @@
 //!   `Peers:` and `Leaves:`) and the descriptors, with incremental decoders for both; the
 //!   topology crawl (breadth-first snapshots over ultrapeers, churn across snapshots) and the
 //!   content probe (join as a leaf, query, check the hits' downloads).
+//! - [`onion`]: the onion directory authorities' public view of the consensus (JSON), the input of
+//!   a relay census; read over HTTP like any other protocol, without an onion crate.
 //! - [`observe`]: the rows every probe records (visits, sightings, peer states, piece checks).
 //! - [`campaign`]: campaign files (targets, probes with schedules, analyses, exports).
 //! - [`engine`]: bounded concurrency, per-IP politeness, timeouts, retries with backoff, one
@@ -31,7 +33,8 @@
 //! - [`store`]: the observation store (SQLite, WAL, one batching writer thread): crawls that can be
 //!   resumed after a kill, typed reads for the analyses, export to Parquet and CSV.
 //! - [`probe`]: the tokio drivers: HTTP and UDP tracker announce/scrape, peer wire sessions
-//!   (handshake, extension handshake, pieces held, PEX), `ut_metadata` fetch, verified pieces.
+//!   (handshake, extension handshake, pieces held, PEX), `ut_metadata` fetch, verified pieces,
+//!   relay censuses.
 //! - [`swarm`]: the swarm monitor: peers from trackers, PEX and a feed (for the DHT), visited
 //!   every round for their state, and a content check of the pieces they serve.
 #![forbid(unsafe_code)]
@@ -48,6 +51,7 @@ pub mod krpc;
 pub mod magnet;
 pub mod metainfo;
 pub mod observe;
+pub mod onion;
 pub mod peerwire;
 pub mod probe;
 pub mod store;

@@ -58,11 +58,13 @@ pub enum ProbeKind {
     GnutellaQuery,
     /// An HTTP download of a Gnutella query hit, checked against its advertised size and SHA-1.
     GnutellaDownload,
+    /// An HTTP fetch of an onion directory authority's view of the consensus.
+    OnionConsensus,
 }
 
 impl ProbeKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ProbeKind; 16] = [
+    pub const ALL: [ProbeKind; 17] = [
         ProbeKind::DhtPing,
         ProbeKind::DhtFindNode,
         ProbeKind::DhtGetPeers,
@@ -79,6 +81,7 @@ impl ProbeKind {
         ProbeKind::GnutellaCrawl,
         ProbeKind::GnutellaQuery,
         ProbeKind::GnutellaDownload,
+        ProbeKind::OnionConsensus,
     ];
 
     /// The stable name stored in the database and shown in reports.
@@ -100,6 +103,7 @@ impl ProbeKind {
             ProbeKind::GnutellaCrawl => "gnutella_crawl",
             ProbeKind::GnutellaQuery => "gnutella_query",
             ProbeKind::GnutellaDownload => "gnutella_download",
+            ProbeKind::OnionConsensus => "onion_consensus",
         }
     }
 
@@ -242,11 +246,15 @@ pub enum SourceKind {
     GnutellaTry,
     /// A Gnutella QueryHit relayed by the ultrapeer `source`: the responding servent.
     GnutellaHit,
+    /// A relay listed in the consensus an onion directory authority `source` served.
+    OnionListed,
+    /// A relay the onion directory authority `source` left out of its consensus.
+    OnionExcluded,
 }
 
 impl SourceKind {
     /// Every kind, in declaration order.
-    pub const ALL: [SourceKind; 7] = [
+    pub const ALL: [SourceKind; 9] = [
         SourceKind::Tracker,
         SourceKind::Dht,
         SourceKind::Pex,
@@ -254,6 +262,8 @@ impl SourceKind {
         SourceKind::GnutellaLeaf,
         SourceKind::GnutellaTry,
         SourceKind::GnutellaHit,
+        SourceKind::OnionListed,
+        SourceKind::OnionExcluded,
     ];
 
     /// The stable name stored in the database.
@@ -266,6 +276,8 @@ impl SourceKind {
             SourceKind::GnutellaLeaf => "gnutella_leaf",
             SourceKind::GnutellaTry => "gnutella_try",
             SourceKind::GnutellaHit => "gnutella_hit",
+            SourceKind::OnionListed => "onion_listed",
+            SourceKind::OnionExcluded => "onion_excluded",
         }
     }
 
@@ -275,8 +287,9 @@ impl SourceKind {
     }
 }
 
-/// "`source` told us about `addr`": a DHT neighbour edge (no info-hash), a peer of a swarm, or a
-/// Gnutella neighbour, ultrapeer to try, or query responder (see [`SourceKind`]).
+/// "`source` told us about `addr`": a DHT neighbour edge (no info-hash), a peer of a swarm, a
+/// Gnutella neighbour, ultrapeer to try, or query responder, or an onion relay a directory
+/// authority listed or left out (see [`SourceKind`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sighting {
     /// When the reply arrived.
@@ -291,7 +304,8 @@ pub struct Sighting {
     pub info_hash: Option<InfoHash>,
     /// The address reported.
     pub addr: SocketAddr,
-    /// The node id (DHT `nodes`) or peer id (tracker dictionary peers) reported with it.
+    /// The node id (DHT `nodes`), peer id (tracker dictionary peers) or relay fingerprint (its
+    /// first 20 bytes) reported with it.
     pub id: Option<[u8; 20]>,
 }
 

@@ -1,7 +1,8 @@
 //! The local testbed: a whole onion network on loopback, in one process.
 //!
 //! Three voting directory authorities (127.0.254.k), N relays (each on its own address
-//! 127.0.i.1, all exits), optional Sybil relays of one adversary (all on 127.0.200.1), the
+//! 127.0.i.1, all exits), optional Sybil relays of one adversary (on 127.0.200.1, or spread
+//! over 127.0.200.1 .. 127.0.200.m when the adversary has m addresses), the
 //! SOCKS client and the demo site, started from the same libraries the daemons use. Like Tor's
 //! test networks (chutney, `TestingTorNetwork`), it trades realism for speed where that is
 //! safe on one machine: the authorities vote every second and give Guard at once, the client does not require distinct /16s
@@ -30,8 +31,10 @@ use thiserror::Error;
 
 /// The demo site's name, known only to the testbed's exits.
 pub const DEMO_HOSTNAME: &str = "demo.onionlab.test";
-/// The address all Sybil relays share.
+/// The adversary's first address (all its relays share it unless it has more).
 pub const SYBIL_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 200, 1);
+/// Most addresses the adversary may have (127.0.200.1 .. 127.0.200.250).
+pub const MAX_SYBIL_IPS: usize = 250;
 /// Port of each relay's `/metrics` on its own address (when relays use fixed ports).
 pub const METRICS_PORT: u16 = 9035;
 /// Most relays (one /24 of 127.0.0.0/16 each, below the Sybils' 127.0.200.0/24).
@@ -59,8 +62,10 @@ pub struct TestbedConfig {
     pub default_exit_policy: bool,
     /// Number of directory authorities (they vote; clients need a majority's signatures).
     pub authorities: usize,
-    /// Extra relays run by one adversary, all on [`SYBIL_IP`].
+    /// Extra relays run by one adversary, on [`sybil_ip`] addresses.
     pub sybil_relays: usize,
+    /// How many addresses the adversary spreads them over, round robin (at least 1).
+    pub sybil_ips: usize,
     /// Bandwidth the Sybil relays advertise (bytes/s).
     pub sybil_bandwidth: u64,
     /// Bandwidth the honest relays advertise (bytes/s; None: the relay's default).
@@ -89,6 +94,7 @@ impl Default for TestbedConfig {
             default_exit_policy: false,
             authorities: 3,
             sybil_relays: 0,
+            sybil_ips: 1,
             sybil_bandwidth: 10 * 1024 * 1024,
             relay_bandwidth: None,
             max_relays_per_ip: None,
@@ -210,6 +216,20 @@ pub fn relay_ip(i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, i as u8, 1))
 }
 
+/// The address of Sybil `j` (0-based) when the adversary has `ips` addresses:
+/// 127.0.200.(1 + j mod ips).
+pub fn sybil_ip(j: usize, ips: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 200, 1 + (j % ips.clamp(1, MAX_SYBIL_IPS)) as u8))
+}
+
+/// How many relays the authorities list: every honest one, and on each Sybil address at most
+/// `per_ip` of the Sybils there.
+pub fn expected_listed(relays: usize, sybil_relays: usize, sybil_ips: usize, per_ip: usize) -> usize {
+    let ips = sybil_ips.clamp(1, MAX_SYBIL_IPS);
+    let on_ip = |k: usize| sybil_relays / ips + usize::from(k < sybil_relays % ips);
+    relays + (0..ips).map(|k| on_ip(k).min(per_ip)).sum::<usize>()
+}
+
 /// A client of the testbed's authorities keeping its state in `data_dir`, with its SOCKS port
 /// on `socks` and the /16 rule off (every relay is in 127.0/16).
 fn client_config(data_dir: PathBuf, entries: Vec<AuthorityEntry>, socks: SocketAddr) -> ClientConfig {
@@ -246,6 +266,11 @@ impl Testbed {
 
         if cfg.max_relays_per_ip == Some(0) {
             return Err(TestbedError::Config("max_relays_per_ip must be at least 1".into()));
+        }
+        if cfg.sybil_ips == 0 || cfg.sybil_ips > MAX_SYBIL_IPS {
+            return Err(TestbedError::Config(format!(
+                "sybil_ips must be between 1 and {MAX_SYBIL_IPS}"
+            )));
         }
         if cfg.authorities == 0 || cfg.authorities > 9 {
             return Err(TestbedError::Config("authorities must be between 1 and 9".into()));
@@ -302,7 +327,11 @@ impl Testbed {
         let mut relay_child = None;
         for i in 1..=cfg.relays + cfg.sybil_relays {
             let sybil = i > cfg.relays;
-            let ip = if sybil { IpAddr::V4(SYBIL_IP) } else { relay_ip(i) };
+            let ip = if sybil {
+                sybil_ip(i - cfg.relays - 1, cfg.sybil_ips)
+            } else {
+                relay_ip(i)
+            };
             let port = if sybil && cfg.relay_port != 0 {
                 cfg.relay_port + (i - cfg.relays) as u16
             } else {
@@ -352,7 +381,7 @@ impl Testbed {
         let per_ip = cfg
             .max_relays_per_ip
             .unwrap_or_else(|| AuthorityConfig::new(cfg.authority, root.clone()).max_relays_per_ip);
-        let expected = cfg.relays + cfg.sybil_relays.min(per_ip);
+        let expected = expected_listed(cfg.relays, cfg.sybil_relays, cfg.sybil_ips, per_ip);
         let deadline = started + ready_within;
         loop {
             let listed: Vec<usize> = authorities
@@ -407,7 +436,7 @@ impl Testbed {
         client_config(data_dir, self.entries.clone(), SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
-    /// The adversary's relays (all on [`SYBIL_IP`]), listed in the consensus or not.
+    /// The adversary's relays (on [`sybil_ip`] addresses), listed in the consensus or not.
     pub fn sybils(&self) -> &[RelayHandle] {
         &self.relays[self.relays.len() - self.sybil_count..]
     }
@@ -456,5 +485,24 @@ impl Testbed {
             self.demo_url("/large.bin"),
             self.demo_url("/"),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sybils_go_round_robin_and_each_address_is_capped() {
+        assert_eq!(sybil_ip(0, 1), IpAddr::V4(SYBIL_IP));
+        assert_eq!(sybil_ip(5, 1), IpAddr::V4(SYBIL_IP));
+        assert_eq!(sybil_ip(5, 4), IpAddr::V4(Ipv4Addr::new(127, 0, 200, 2)));
+        // 8 Sybils on 4 addresses, 2 each: a cap of 2 lets them all through, a cap of 1 half.
+        assert_eq!(expected_listed(8, 8, 4, 2), 16);
+        assert_eq!(expected_listed(8, 8, 4, 1), 12);
+        // 7 on 3 addresses are 3, 2, 2.
+        assert_eq!(expected_listed(5, 7, 3, 2), 5 + 6);
+        assert_eq!(expected_listed(5, 6, 1, 2), 7);
+        assert_eq!(expected_listed(5, 0, 1, 2), 5);
     }
 }

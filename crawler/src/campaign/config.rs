@@ -19,11 +19,13 @@
 //!   info_hashes: []               # 40 hex digits
 //!   trackers: []                  # extra announce URLs (http:// or udp://)
 //!   gnutella_bootstrap: [127.0.0.1:6346]   # Gnutella 0.6 ultrapeers to start topology crawls from
+//!   onion_authorities: [127.0.254.1:7000]  # onion directory authorities (HTTP) for relay censuses
 //! probes:
 //!   - dht_crawl: { every: 30s, max_duration: 20s, get_peers: true }   # also: max_nodes, sample_infohashes, bind
 //!   - tracker: { every: 60s, scrape: true }
 //!   - swarm: { every: 30s, sample_pieces: 1 }     # also: pex (default true), linger (2s)
 //!   - gnutella_crawl: { every: 60s, max_duration: 30s }   # also: contact_leaves, max_contacts, recrawl_interval
+//!   - onion_consensus: { every: 60s }   # every authority's view of the consensus: relays listed and left out
 //! analyses: [sessions, sybil, poisoning, size]
 //! sybil: { max_ids_per_ip: 2, max_ids_per_subnet: 8 }   # thresholds; 0 turns the /24 signal off
 //! export: [parquet, csv]
@@ -152,6 +154,9 @@ pub struct Targets {
     /// Gnutella 0.6 servents (ultrapeers) to start topology crawls from.
     #[serde(default)]
     pub gnutella_bootstrap: Vec<SocketAddr>,
+    /// Onion directory authorities (their HTTP address) whose consensus a relay census reads.
+    #[serde(default)]
+    pub onion_authorities: Vec<SocketAddr>,
 }
 
 /// One probe and its schedule.
@@ -167,6 +172,9 @@ pub enum ProbeSpec {
     /// Snapshot the Gnutella overlay's topology from `targets.gnutella_bootstrap` (the crawler
     /// handshake, breadth first over the ultrapeers).
     GnutellaCrawl(GnutellaCrawlSpec),
+    /// Read every authority of `targets.onion_authorities`' view of the consensus: a census of
+    /// the relays listed and left out.
+    OnionConsensus(OnionConsensusSpec),
 }
 
 impl ProbeSpec {
@@ -177,6 +185,7 @@ impl ProbeSpec {
             ProbeSpec::Tracker(_) => "tracker",
             ProbeSpec::Swarm(_) => "swarm",
             ProbeSpec::GnutellaCrawl(_) => "gnutella_crawl",
+            ProbeSpec::OnionConsensus(_) => "onion_consensus",
         }
     }
 
@@ -187,6 +196,7 @@ impl ProbeSpec {
             ProbeSpec::Tracker(s) => s.every,
             ProbeSpec::Swarm(s) => s.every,
             ProbeSpec::GnutellaCrawl(s) => s.every,
+            ProbeSpec::OnionConsensus(s) => s.every,
         }
     }
 }
@@ -251,6 +261,16 @@ pub struct GnutellaCrawlSpec {
     /// may come back); default the snapshot interval.
     #[serde(default, deserialize_with = "super::duration::deserialize_opt")]
     pub recrawl_interval: Option<Duration>,
+}
+
+/// `onion_consensus:` settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnionConsensusSpec {
+    /// Time between two censuses (default: one census). A consensus is fresh for the
+    /// authorities' voting interval (an hour in Tor; a second in the onion testbed).
+    #[serde(default, deserialize_with = "super::duration::deserialize_opt")]
+    pub every: Option<Duration>,
 }
 
 /// `tracker:` settings.
@@ -327,7 +347,7 @@ impl SybilSection {
 pub enum AnalysisKind {
     /// Peer sessions and lifetimes (create-based, Weibull fit).
     Sessions,
-    /// Sybil signals over DHT identities.
+    /// Sybil signals over DHT identities (and over onion relays, when a census ran).
     Sybil,
     /// Poisoning signals over swarms and peer sources.
     Poisoning,
@@ -441,7 +461,10 @@ impl Campaign {
             return Err(bad("duration", "must be longer than zero"));
         }
         if self.probes.is_empty() {
-            return Err(bad("probes", "list at least one probe (dht_crawl, tracker or swarm)"));
+            return Err(bad(
+                "probes",
+                "list at least one probe (dht_crawl, tracker, swarm, gnutella_crawl or onion_consensus)",
+            ));
         }
         if self.engine.concurrency == Some(0) {
             return Err(bad("engine.concurrency", "must be at least 1"));
@@ -503,6 +526,10 @@ impl Campaign {
                         return Err(bad(&format!("{field}.max_duration"), "must be longer than zero"));
                     }
                 }
+                ProbeSpec::OnionConsensus(_) if self.targets.onion_authorities.is_empty() => {
+                    return Err(bad(&field, "needs targets.onion_authorities"));
+                }
+                ProbeSpec::OnionConsensus(_) => {}
             }
         }
         Ok(())

@@ -103,6 +103,9 @@ impl Plan {
                             "ultrapeers only"
                         }
                     ),
+                    ProbeSpec::OnionConsensus(_) => {
+                        "read every onion directory authority's view of the consensus".to_owned()
+                    }
                 };
                 format!("{}: {what}, {schedule}", p.name())
             })
@@ -120,6 +123,15 @@ impl Plan {
         if campaign.probes.iter().any(|p| matches!(p, ProbeSpec::GnutellaCrawl(_))) {
             for a in &campaign.targets.gnutella_bootstrap {
                 add("Gnutella bootstrap servent".into(), a.to_string(), Some(a.ip()), &deny);
+            }
+        }
+        if campaign
+            .probes
+            .iter()
+            .any(|p| matches!(p, ProbeSpec::OnionConsensus(_)))
+        {
+            for a in &campaign.targets.onion_authorities {
+                add("onion directory authority".into(), a.to_string(), Some(a.ip()), &deny);
             }
         }
         let announces = campaign

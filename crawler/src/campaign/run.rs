@@ -54,6 +54,7 @@ use crate::gnutella::crawl::{TopologyConfig, TopologyCrawler};
 use crate::gnutella::snapshot::FrontierRules;
 use crate::infohash::InfoHash;
 use crate::observe::Micros;
+use crate::probe::onion_directory::{census_http_config, fetch_consensus};
 use crate::probe::peer::PeerConfig;
 use crate::probe::tracker::{TrackerClient, TrackerConfig};
 use crate::probe::{random_peer_id, random_u64};
@@ -484,6 +485,13 @@ impl Probes {
                         gnutella_rounds(crawler, bootstrap, every, schedule, progress, i).await;
                     });
                 }
+                ProbeSpec::OnionConsensus(spec) => {
+                    let (engine, every) = (engine.clone(), spec.every);
+                    let authorities = campaign.targets.onion_authorities.clone();
+                    tasks.spawn(async move {
+                        onion_rounds(engine, authorities, every, schedule, progress, i).await;
+                    });
+                }
             }
         }
         Ok(Probes { tasks })
@@ -545,6 +553,36 @@ async fn gnutella_rounds(
             return;
         };
         debug!(nodes = snapshot.nodes.len(), "campaign gnutella round done");
+        progress.round_done(probe);
+        if !schedule.next_round(began, every).await {
+            return;
+        }
+    }
+}
+
+/// Relay censuses on the probe's schedule: every authority's view of the consensus, one after
+/// the other (each fetch is recorded with its sightings through the engine).
+async fn onion_rounds(
+    engine: Engine,
+    authorities: Vec<SocketAddr>,
+    every: Option<Duration>,
+    schedule: Schedule,
+    progress: Arc<RunProgress>,
+    probe: usize,
+) {
+    let http = census_http_config();
+    loop {
+        let began = Instant::now();
+        let census = async {
+            for authority in &authorities {
+                if let Err(e) = fetch_consensus(&engine, &http, *authority).await {
+                    debug!(%authority, "campaign onion census: {e}");
+                }
+            }
+        };
+        if schedule.bounded(census).await.is_none() {
+            return;
+        }
         progress.round_done(probe);
         if !schedule.next_round(began, every).await {
             return;

@@ -15,6 +15,10 @@
 //!   info-hash the crawl's visits were about, with N from the size estimate.
 //! - **Poisoning**: sightings with an info-hash as peer reports (source `tracker:URL`,
 //!   `dht:ADDR`, `pex:ADDR`), peer handshakes as reachability, piece checks as they are.
+//! - **Relays** (when the crawl read onion consensuses): the relays listed and left out, and
+//!   with the Sybil analysis its per-IP, per-/24 and id-change signals over one
+//!   [`NodeSighting`] per relay listed (its fingerprint's first 20 bytes at its OR address),
+//!   as sybilhunter does over Tor's consensus archives.
 //!
 //! It never probes and never writes anything but the `sessions` rows.
 
@@ -29,7 +33,7 @@ use crate::analysis::sybil::{NodeSighting, SybilConfig, SybilReason, SybilReport
 use crate::dht::space::SplitMix64;
 use crate::infohash::InfoHash;
 use crate::krpc::NodeId;
-use crate::observe::{Micros, Outcome, ProbeKind, Visit, now_micros};
+use crate::observe::{Micros, Outcome, ProbeKind, Sighting, SourceKind, Visit, now_micros};
 use crate::store::{CrawlId, CrawlRecord, RowCounts, SessionRow, Store, StoreError};
 
 use super::config::AnalysisKind;
@@ -73,6 +77,21 @@ pub struct Summary {
     pub sybil: Option<Result<SybilReport, String>>,
     /// The poisoning report, if asked.
     pub poisoning: Option<Result<PoisoningReport, String>>,
+    /// The relay census, if the crawl read onion consensuses.
+    pub relays: Option<RelaySummary>,
+}
+
+/// What the onion directory authorities listed over a crawl.
+#[derive(Debug, Clone)]
+pub struct RelaySummary {
+    /// Authorities that served at least one consensus.
+    pub authorities: usize,
+    /// Distinct relays (fingerprints) listed by some authority.
+    pub listed: usize,
+    /// Distinct relays left out and never listed.
+    pub only_excluded: usize,
+    /// The Sybil signals over the relays listed, if the Sybil analysis was asked.
+    pub sybil: Option<Result<SybilReport, String>>,
 }
 
 /// Sessions and lifetimes.
@@ -132,6 +151,17 @@ pub fn summarize(store: &Store, id: CrawlId, request: &SummaryRequest) -> Result
     } else {
         None
     };
+    let relays = if by_kind.contains_key(&ProbeKind::OnionConsensus) {
+        let sightings = store.sightings(id)?;
+        Some(relay_summary(
+            &visits,
+            &sightings,
+            crawl.started_at,
+            wants(AnalysisKind::Sybil).then_some(&request.sybil),
+        ))
+    } else {
+        None
+    };
     Ok(Summary {
         rows: store.counts(id)?,
         crawl,
@@ -141,7 +171,49 @@ pub fn summarize(store: &Store, id: CrawlId, request: &SummaryRequest) -> Result
         size: size.filter(|_| wants(AnalysisKind::Size)),
         sybil,
         poisoning,
+        relays,
     })
+}
+
+fn relay_summary(
+    visits: &[Visit],
+    sightings: &[Sighting],
+    origin: Micros,
+    sybil: Option<&SybilConfig>,
+) -> RelaySummary {
+    let authorities = visits
+        .iter()
+        .filter(|v| v.probe == ProbeKind::OnionConsensus && v.outcome == Outcome::Ok)
+        .filter_map(|v| v.addr)
+        .collect::<BTreeSet<_>>()
+        .len();
+    let ids_of = |kind| -> BTreeSet<[u8; 20]> {
+        sightings
+            .iter()
+            .filter(|s| s.source_kind == kind)
+            .filter_map(|s| s.id)
+            .collect()
+    };
+    let listed = ids_of(SourceKind::OnionListed);
+    let excluded = ids_of(SourceKind::OnionExcluded);
+    let relays: Vec<NodeSighting> = sightings
+        .iter()
+        .filter(|s| s.source_kind == SourceKind::OnionListed)
+        .filter_map(|s| {
+            Some(NodeSighting {
+                id: NodeId(s.id?),
+                addr: s.addr,
+                at: secs(s.at, origin),
+            })
+        })
+        .collect();
+    RelaySummary {
+        authorities,
+        listed: listed.len(),
+        only_excluded: excluded.difference(&listed).count(),
+        sybil: sybil
+            .map(|config| sybil_report(&relays, &[], listed.len().max(1) as f64, config).map_err(|e| e.to_string())),
+    }
 }
 
 /// The remote answered (well or with an error of its protocol or bytes we refused): it is up.
@@ -333,6 +405,19 @@ impl fmt::Display for Summary {
             match sybil {
                 Ok(report) => write_sybil(f, report)?,
                 Err(e) => writeln!(f, "  not computed: {e}")?,
+            }
+        }
+        if let Some(r) = &self.relays {
+            writeln!(f, "\nonion relays (census of {} authorities)", r.authorities)?;
+            writeln!(f, "  listed:               {}", r.listed)?;
+            writeln!(f, "  left out, never listed: {}", r.only_excluded)?;
+            match &r.sybil {
+                Some(Ok(report)) => {
+                    writeln!(f, "  Sybil signals over the relays listed")?;
+                    write_sybil(f, report)?;
+                }
+                Some(Err(e)) => writeln!(f, "  Sybil signals not computed: {e}")?,
+                None => {}
             }
         }
         if let Some(p) = &self.poisoning {

@@ -11,6 +11,8 @@
 //! - [`peer`]: one peer wire session (handshake, BEP 10 extension handshake, pieces held, PEX),
 //!   with its operations in [`metadata`] (BEP 9 `ut_metadata` fetch) and [`piece`] (a verified
 //!   piece download).
+//! - [`onion_directory`]: an onion directory authority's view of the consensus (a relay
+//!   census), recorded as a sighting per relay listed or left out.
 //!
 //! A driver never trusts the remote: every read has a size limit and runs under the engine's
 //! per-attempt timeout (or a shorter one of its own); malformed input ends the attempt as
@@ -19,6 +21,7 @@
 pub mod http;
 pub mod http_tracker;
 pub mod metadata;
+pub mod onion_directory;
 pub mod peer;
 pub mod piece;
 pub mod tracker;

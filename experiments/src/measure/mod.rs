@@ -1,7 +1,8 @@
 //! Measurement campaigns: what `onionlab run` does with a campaign that has `probes:` instead
 //! of an `experiment:`. A testbed is started on loopback (`testbed:`: a BitTorrent swarm of
 //! our own peers with seeders, leechers, free riders, poisoners and churn; a simulated
-//! Mainline DHT with Sybils and poisoners; a Gnutella overlay), its addresses join the real ones given under
+//! Mainline DHT with Sybils and poisoners; a Gnutella overlay; an onion network with Sybil
+//! relays), its addresses join the real ones given under
 //! `targets:`, and the crawler's campaign runner measures them all with the `probes:` on their
 //! schedules, at the `engine:`'s rates, then runs the `analyses:`. What the crawl found is
 //! scored against what the testbed planted, and becomes an [`Outcome`] for the report and the
@@ -12,6 +13,8 @@
 //!   flags and measured sessions against it.
 //! - [`gnutella`]: the Gnutella overlay, and the score of the crawled topology, the Sybil
 //!   ultrapeers flagged and the measured sessions against it.
+//! - [`onion`]: the onion network's authorities and relays, and the score of a relay census
+//!   (relays found, Sybils admitted and flagged) against it.
 //! - [`sessions`]: measured against true session lengths, for every testbed that churns.
 //!
 //! The crawl's own output (the SQLite store, `summary.txt`, Parquet and CSV tables as
@@ -20,6 +23,7 @@
 
 pub mod dht;
 pub mod gnutella;
+pub mod onion;
 pub mod sessions;
 pub mod swarm;
 
@@ -45,6 +49,7 @@ use crate::outcome::{Figure, Measurement, Outcome, Table};
 use crate::sim::measurement;
 use crate::swarm::runner::SwarmError;
 pub use dht::DhtTestbed;
+pub use onion::OnionTestbed;
 pub use swarm::SwarmTestbed;
 
 /// The `testbed:` section: what to start on loopback before measuring.
@@ -57,12 +62,14 @@ pub struct Testbed {
     pub swarm: Option<SwarmTestbed>,
     /// A Gnutella 0.6 overlay of ultrapeers and leaves.
     pub gnutella: Option<OverlayConfig>,
+    /// An onion network: directory authorities, relays and Sybil relays.
+    pub onion: Option<OnionTestbed>,
 }
 
 impl Testbed {
     /// Whether nothing is to be started.
     pub fn is_empty(&self) -> bool {
-        self.dht.is_none() && self.swarm.is_none() && self.gnutella.is_none()
+        self.dht.is_none() && self.swarm.is_none() && self.gnutella.is_none() && self.onion.is_none()
     }
 
     /// What the testbed will add to the targets, with placeholders for the addresses it only
@@ -78,6 +85,9 @@ impl Testbed {
         }
         if self.gnutella.is_some() {
             targets.gnutella_bootstrap.push(SocketAddr::from(([127, 0, 0, 1], 1)));
+        }
+        if self.onion.is_some() {
+            targets.onion_authorities.push(SocketAddr::from(([127, 0, 0, 1], 1)));
         }
     }
 }
@@ -220,6 +230,18 @@ pub async fn run(
         }
         None => None,
     };
+    let onion = match &campaign.testbed.onion {
+        Some(config) => {
+            progress.stage(&format!(
+                "starting an onion network of {} authorities, {} relays and {} Sybil relays",
+                config.authorities, config.relays, config.sybils.relays
+            ));
+            let onion = config.start().await?;
+            onion.add_targets(&mut targets);
+            Some(onion)
+        }
+        None => None,
+    };
     let crawl = crawl_campaign(campaign, targets, &folder.join("crawl"));
     let prepared = match CampaignRun::prepare(crawl.clone(), resume) {
         Err(RunError::NothingToResume { .. }) => CampaignRun::prepare(crawl, false),
@@ -267,6 +289,10 @@ pub async fn run(
                 .score(&rows, campaign.sybil.to_config().max_ids_per_subnet)
                 .await,
         );
+    }
+    if let Some(onion) = onion {
+        parts.push(onion.describe());
+        scored.push(onion.score(summary, &rows, campaign.sybil.to_config().max_ids_per_subnet));
     }
     let measured_what = if parts.is_empty() {
         "real targets".to_string()

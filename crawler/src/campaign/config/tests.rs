@@ -87,6 +87,32 @@ fn a_gnutella_crawl_parses_with_its_defaults() {
 }
 
 #[test]
+fn an_onion_census_parses_and_needs_authorities() {
+    let yaml = "name: o\nduration: 1m\noutput: o\ntargets: { onion_authorities: [127.0.254.1:7000] }\nprobes:\n  - onion_consensus: { every: 2s }\n";
+    let c = Campaign::parse(yaml, "o.yaml").unwrap();
+    assert_eq!(
+        c.targets.onion_authorities,
+        ["127.0.254.1:7000".parse::<SocketAddr>().unwrap()]
+    );
+    assert_eq!(
+        c.probes[0],
+        ProbeSpec::OnionConsensus(OnionConsensusSpec {
+            every: Some(Duration::from_secs(2))
+        })
+    );
+    assert_eq!(c.probes[0].name(), "onion_consensus");
+    let err = error_of("name: o\nduration: 1m\noutput: o\nprobes:\n  - onion_consensus: {}\n");
+    assert!(
+        err.contains("probes[0].onion_consensus") && err.contains("onion_authorities"),
+        "{err}"
+    );
+    let err = error_of(
+        "name: o\nduration: 1m\noutput: o\ntargets: { onion_authorities: [nowhere] }\nprobes:\n  - onion_consensus: {}\n",
+    );
+    assert!(err.contains("line 4"), "{err}");
+}
+
+#[test]
 fn the_module_doc_example_parses() {
     let doc = include_str!("../config.rs");
     let yaml: String = doc

@@ -190,3 +190,64 @@ async fn the_same_rows_give_the_same_summary() {
     assert!(s.sessions.is_none() && s.sybil.is_none() && s.poisoning.is_none());
     assert!(s.size.is_some());
 }
+
+#[tokio::test]
+async fn a_relay_census_counts_relays_and_flags_a_crowded_subnet() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let (recorder, recording) = Recording::begin(&path, "campaign census", "").unwrap();
+    let id = recording.crawl().id;
+    let t0 = recording.crawl().started_at;
+    let mut rng = SplitMix64::new(11);
+    // 5 honest relays on their own /24s and 6 Sybils on 3 addresses of one /24 (2 each, under
+    // the per-IP threshold of 2), listed by two authorities; one more relay only left out.
+    let honest: Vec<_> = (1..=5u8)
+        .map(|i| (addr(&format!("127.9.{i}.1:9001")), rng.node_id()))
+        .collect();
+    let sybils: Vec<_> = (0..6u16)
+        .map(|j| (addr(&format!("127.9.200.{}:{}", 1 + j % 3, 9001 + j)), rng.node_id()))
+        .collect();
+    let left_out = (addr("127.9.201.1:9001"), rng.node_id());
+    for authority in [addr("127.9.254.1:7000"), addr("127.9.254.2:7000")] {
+        recorder
+            .record(Observation::Visit(visit(
+                ProbeKind::OnionConsensus,
+                authority,
+                t0 + S,
+                1,
+                Outcome::Ok,
+            )))
+            .await;
+        let listed = honest.iter().chain(&sybils).map(|r| (SourceKind::OnionListed, r));
+        for (source_kind, (relay, fp)) in listed.chain([(SourceKind::OnionExcluded, &left_out)]) {
+            recorder
+                .record(Observation::Sighting(Sighting {
+                    at: t0 + S,
+                    source_kind,
+                    source: authority.to_string(),
+                    source_id: None,
+                    info_hash: None,
+                    addr: *relay,
+                    id: Some(fp.0),
+                }))
+                .await;
+        }
+    }
+    recording.finish(CrawlEnd::Finished).await.unwrap();
+    let store = Store::open(&path).unwrap();
+    let request = SummaryRequest {
+        analyses: vec![AnalysisKind::Sybil],
+        attempts: 1,
+        sybil: SybilConfig {
+            max_ids_per_subnet: 2,
+            ..SybilConfig::default()
+        },
+    };
+    let summary = summarize(&store, id, &request).unwrap();
+    let relays = summary.relays.as_ref().unwrap();
+    assert_eq!((relays.authorities, relays.listed, relays.only_excluded), (2, 11, 1));
+    let flagged = relays.sybil.as_ref().unwrap().as_ref().unwrap().ids();
+    assert_eq!(flagged, sybils.iter().map(|(_, fp)| *fp).collect::<BTreeSet<_>>());
+    let text = summary.to_string();
+    assert!(text.contains("onion relays (census of 2 authorities)"), "{text}");
+}
