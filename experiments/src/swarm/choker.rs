@@ -8,12 +8,13 @@
 //!   it); every [`ChokerConfig::optimistic_interval`] (30 s) one more interested peer, drawn at
 //!   random, is unchoked optimistically. A slot freed between rounds is filled at once.
 //! - [`Strategy::BitTyrant`] (Piatek et al., NSDI 2007): for each peer an estimate of what it
-//!   gives when unchoked (d: its measured rate, else its `have` rate divided among its slots
-//!   and an optimistic one, 0 while it holds nothing we lack) and of what it takes to be
-//!   reciprocated (u, starting at capacity / (slots + 1)). Peers are unchoked by d/u, best
-//!   first, until their u add up to the upload capacity (the last may cross it), each sent its
-//!   u (and an even part of what is left once every interested peer is unchoked). u grows by
-//!   20 % for a peer that did not reciprocate in a round and shrinks by 10 % after three rounds
+//!   gives when unchoked (d: its measured rate while it unchokes us, else its `have` rate
+//!   divided among its slots and an optimistic one, 0 while it holds nothing we lack) and of
+//!   what it takes to be reciprocated (u, starting at capacity / (slots + 1)). Peers are
+//!   unchoked by d/u, best first, until their u add up to the upload capacity (the last gets
+//!   what is left), each sent its u (and an even part of what is left once every interested
+//!   peer is unchoked). A peer reciprocates when it unchokes us. u grows by 20 % for a peer
+//!   that was sent its full u and did not reciprocate, and shrinks by 10 % after three rounds
 //!   in a row that it did.
 //! - [`Strategy::PropShare`] (Levin et al., "BitTorrent is an auction", SIGCOMM 2008): each
 //!   round the capacity, less an optimistic fifth, is split among the peers in proportion to
@@ -111,6 +112,8 @@ pub struct PeerView {
     pub announce_rate: f64,
     /// It holds pieces we lack (we are interested in it): only then can it reciprocate.
     pub wanted: bool,
+    /// It unchokes us now (BitTyrant's sign of reciprocation).
+    pub unchoked_us: bool,
 }
 
 /// The peers to unchoke now.
@@ -311,7 +314,9 @@ impl Choker {
             }
             Strategy::BitTyrant => {
                 let start_u = capacity / (self.cfg.slots as f64 + 1.0);
-                let was_unchoked: BTreeSet<PeerKey> = self.current.regular.iter().copied().collect();
+                // What each peer was given last round: only a peer that got its full u and still
+                // did not reciprocate says that u was too low.
+                let was_given = std::mem::take(&mut self.current.shares);
                 for p in peers {
                     let given = delta(p, &self.at_round);
                     let e = self.estimates.entry(p.key).or_insert(Estimate {
@@ -324,8 +329,8 @@ impl Choker {
                         // nothing about the price of its reciprocation.
                         e.d = 0.0;
                         e.reciprocated = 0;
-                    } else if given > 0 {
-                        e.d = given as f64 / secs;
+                    } else if p.unchoked_us {
+                        e.d = p.down_rate.max(given as f64 / secs);
                         e.reciprocated += 1;
                         if e.reciprocated >= TYRANT_PATIENCE {
                             e.u *= 1.0 - TYRANT_SHRINK;
@@ -335,7 +340,7 @@ impl Choker {
                         // The equal split it likely uses among its slots and an optimistic one.
                         e.d = p.announce_rate / (self.cfg.slots as f64 + 1.0);
                         e.reciprocated = 0;
-                        if was_unchoked.contains(&p.key) {
+                        if was_given.get(&p.key).is_some_and(|&share| share >= e.u) {
                             e.u = (e.u * (1.0 + TYRANT_GROW)).min(capacity);
                         }
                     }
@@ -352,14 +357,14 @@ impl Choker {
                 self.current.regular.clear();
                 self.current.shares.clear();
                 for (k, e) in ranked {
-                    // Until the u's add up to the capacity (the last one may cross it: the
-                    // node's own bucket keeps the total at the capacity).
+                    // Until the u's add up to the capacity; the last one gets what is left.
                     if spent >= capacity {
                         break;
                     }
-                    spent += e.u;
+                    let share = e.u.min(capacity - spent);
+                    spent += share;
                     self.current.regular.push(k);
-                    self.current.shares.insert(k, e.u.min(capacity));
+                    self.current.shares.insert(k, share);
                 }
                 // Every interested peer unchoked and capacity left: spread it evenly (BitTyrant
                 // as released always uses all of its capacity).
@@ -437,6 +442,7 @@ mod tests {
             up_rate: 0.0,
             announce_rate: 0.0,
             wanted: true,
+            unchoked_us: false,
         }
     }
 
@@ -537,18 +543,28 @@ mod tests {
         assert_eq!(u.regular.len(), 5);
         assert!(u.optimistic.is_none());
         let first: BTreeSet<PeerKey> = u.regular.iter().copied().collect();
-        // Peer 7 gives a lot back; the others unchoked gave nothing and now cost 20 % more.
+        // Peer 7 unchokes us and gives a lot back; the others unchoked gave nothing for their
+        // full u, and now cost 20 % more.
         peers[7].downloaded = 50_000;
+        peers[7].unchoked_us = true;
         let u = c.tick(t0 + Duration::from_secs(10), &peers, false).clone();
         assert_eq!(u.regular[0], 7, "best d/u first");
-        // Unchoked until the u's reach the capacity: all but the last fit below it.
+        // Unchoked until the u's reach the capacity: the last one gets what is left of it.
         let spent: f64 = u.shares.values().sum();
-        let last = u.regular.last().map_or(0.0, |k| u.shares[k]);
-        assert!(spent >= 1000.0 && spent - last < 1000.0, "{spent}");
+        assert!((spent - 1000.0).abs() < 1e-9, "{spent}");
+        let last = *u.regular.last().expect("someone unchoked");
+        assert!(u.shares[&last] <= c.estimates[&last].u + 1e-9);
         for k in first.iter().filter(|&&k| k != 7) {
-            if let Some(share) = u.shares.get(k) {
-                assert!((share - 240.0).abs() < 1e-9, "{k}: {share}");
+            let price = c.estimates[k].u;
+            assert!((price - 240.0).abs() < 1e-9, "{k}: {price}");
+            if let Some(share) = u.shares.get(k).filter(|_| *k != last) {
+                assert!((share - price).abs() < 1e-9, "{k}: {share}");
             }
+        }
+        // The last one was sent less than its u: its silence next round does not raise it.
+        if last != 7 {
+            c.tick(t0 + Duration::from_secs(20), &peers, false);
+            assert!((c.estimates[&last].u - 240.0).abs() < 1e-9);
         }
     }
 

@@ -734,6 +734,7 @@ impl Client {
                 up_rate: c.up.rate(now),
                 announce_rate: c.announced.rate(now),
                 wanted: c.am_interested,
+                unchoked_us: !c.peer_choking,
             })
             .collect();
         let seeding = self.is_complete();

@@ -217,12 +217,15 @@ impl Shared {
     }
 
     async fn pace(bucket: &Option<Mutex<TokenBucket>>, bytes: usize) {
-        if let Some(b) = bucket {
-            let wait = lock(b).reserve(bytes, Instant::now());
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
+        let wait = Shared::reserve(bucket, bytes, Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Takes `bytes` from the node's bucket at `now`; returns how long to wait for them.
+    fn reserve(bucket: &Option<Mutex<TokenBucket>>, bytes: usize, now: Instant) -> Duration {
+        bucket.as_ref().map_or(Duration::ZERO, |b| lock(b).reserve(bytes, now))
     }
 }
 
@@ -547,14 +550,19 @@ async fn write_loop(shared: &Shared, id: ConnId, mut wr: OwnedWriteHalf, link: &
             out.clear();
             msg.encode_into(&mut out);
             if block {
+                // The connection's share and the node's limit are paid at the same instant: the
+                // block waits for the later of the two, not for their sum (which would send it
+                // below its share whenever the node is busy).
                 let now = Instant::now();
-                if let Some(rate) = share {
+                let own_wait = share.map_or(Duration::ZERO, |rate| {
                     let bucket = own.get_or_insert_with(|| paced(rate, now));
                     bucket.set_rate(rate);
-                    let wait = bucket.reserve(out.len(), now);
+                    bucket.reserve(out.len(), now)
+                });
+                let wait = own_wait.max(Shared::reserve(&shared.up, out.len(), now));
+                if !wait.is_zero() {
                     tokio::time::sleep(wait).await;
                 }
-                Shared::pace(&shared.up, out.len()).await;
             }
             match tokio::time::timeout(shared.cfg.write_timeout, wr.write_all(&out)).await {
                 Err(_) => return "write timed out".into(),
