@@ -100,8 +100,11 @@ fn default_vote_delay() -> u64 {
 fn default_signature_delay() -> u64 {
     20_000
 }
+/// The per-address Sybil cap when a configuration gives none.
+pub const DEFAULT_MAX_RELAYS_PER_IP: usize = 2;
+
 fn default_per_ip() -> usize {
-    2
+    DEFAULT_MAX_RELAYS_PER_IP
 }
 fn default_true() -> bool {
     true

@@ -19,6 +19,7 @@
 
 use crate::demo_site::DemoSite;
 use onionlab_client::{Client, ClientConfig, ClientHandle};
+use onionlab_directory::config::DEFAULT_MAX_RELAYS_PER_IP;
 use onionlab_directory::{Authority, AuthorityConfig, AuthorityHandle};
 use onionlab_link::config::AuthorityEntry;
 use onionlab_proto::consensus::Flags;
@@ -378,9 +379,7 @@ impl Testbed {
 
         // Wait until every authority serves a consensus listing every honest relay (and as many
         // Sybils as the per-address cap lets through) before the client looks.
-        let per_ip = cfg
-            .max_relays_per_ip
-            .unwrap_or_else(|| AuthorityConfig::new(cfg.authority, root.clone()).max_relays_per_ip);
+        let per_ip = cfg.max_relays_per_ip.unwrap_or(DEFAULT_MAX_RELAYS_PER_IP);
         let expected = expected_listed(cfg.relays, cfg.sybil_relays, cfg.sybil_ips, per_ip);
         let deadline = started + ready_within;
         loop {

@@ -21,13 +21,15 @@ use onionlab_crawler::campaign::Summary;
 use onionlab_crawler::campaign::config::Targets;
 use onionlab_crawler::krpc::NodeId;
 use onionlab_crawler::observe::SourceKind;
-use onionlab_directory::AuthorityConfig;
+use onionlab_crawler::onion::Fingerprint;
+use onionlab_directory::config::DEFAULT_MAX_RELAYS_PER_IP;
+use onionlab_relay::RelayHandle;
 use serde::Deserialize;
 
 use super::{CrawlRows, MeasureError, Scored, precision_recall};
 use crate::outcome::{Figure, Series, SeriesStyle, Table};
 use crate::sim::measurement;
-use crate::testbed::{self, MAX_SYBIL_IPS, Testbed, TestbedConfig};
+use crate::testbed::{self, Testbed, TestbedConfig};
 
 /// How long the network may take until every authority lists every relay it should.
 const READY: Duration = Duration::from_secs(60);
@@ -78,17 +80,11 @@ fn default_authorities() -> usize {
 impl OnionTestbed {
     /// The per-address cap the authorities apply.
     fn cap(&self) -> usize {
-        self.max_relays_per_ip
-            .unwrap_or_else(|| AuthorityConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), "".into()).max_relays_per_ip)
+        self.max_relays_per_ip.unwrap_or(DEFAULT_MAX_RELAYS_PER_IP)
     }
 
     /// Starts the network and waits until every authority lists what it should.
     pub async fn start(&self) -> Result<RunningOnion, MeasureError> {
-        if self.sybils.ips == 0 || self.sybils.ips > MAX_SYBIL_IPS {
-            return Err(MeasureError::Testbed(format!(
-                "onion: sybils.ips must be between 1 and {MAX_SYBIL_IPS}"
-            )));
-        }
         let defaults = TestbedConfig::ephemeral();
         let cfg = TestbedConfig {
             relays: self.relays,
@@ -118,13 +114,6 @@ pub struct RunningOnion {
     testbed: Testbed,
 }
 
-/// A relay's id as the crawler keeps it: the first 20 bytes of its identity.
-fn short_id(identity: &[u8; 32]) -> [u8; 20] {
-    let mut id = [0u8; 20];
-    id.copy_from_slice(&identity[..20]);
-    id
-}
-
 impl RunningOnion {
     /// Names every authority's HTTP address as the census targets.
     pub fn add_targets(&self, targets: &mut Targets) {
@@ -150,14 +139,10 @@ impl RunningOnion {
     /// Scores the census against the network, then stops it.
     pub fn score(self, summary: &Summary, rows: &CrawlRows, max_per_subnet: usize) -> Scored {
         let c = &self.config;
-        let sybil_handles = self.testbed.sybils();
-        let sybils: BTreeSet<[u8; 20]> = sybil_handles.iter().map(|r| short_id(&r.identity())).collect();
-        let running: BTreeMap<[u8; 20], SocketAddr> = self
-            .testbed
-            .relays
-            .iter()
-            .map(|r| (short_id(&r.identity()), r.or_addr))
-            .collect();
+        let short_id = |r: &RelayHandle| Fingerprint(r.identity()).short_id();
+        let sybils: BTreeSet<[u8; 20]> = self.testbed.sybils().iter().map(short_id).collect();
+        let running: BTreeMap<[u8; 20], SocketAddr> =
+            self.testbed.relays.iter().map(|r| (short_id(r), r.or_addr)).collect();
         let ids_of = |kind: SourceKind| -> BTreeSet<[u8; 20]> {
             rows.sightings
                 .iter()
