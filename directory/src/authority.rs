@@ -336,9 +336,17 @@ impl Authority {
             self.config.cluster_alert_size,
         );
         let mut known = lock(&self.clusters);
+        // Warned once when a prefix becomes a cluster; its growth is only debug news (one
+        // warning per joining Sybil would bury the log). It warns again if it forms anew after
+        // leaving the window.
+        let window_secs = self.config.cluster_window_secs;
         for (prefix, n) in &found {
-            if !known.iter().any(|(p, m)| p == prefix && m >= n) {
-                tracing::warn!(%prefix, relays = n, window_secs = self.config.cluster_window_secs, "suspicious cluster: many new relays from one prefix");
+            match known.iter().find(|(p, _)| p == prefix) {
+                None => {
+                    tracing::warn!(%prefix, relays = n, window_secs, "suspicious cluster: many new relays from one prefix")
+                }
+                Some((_, m)) if m < n => tracing::debug!(%prefix, relays = n, window_secs, "suspicious cluster grew"),
+                Some(_) => {}
             }
         }
         *known = found;

@@ -155,3 +155,43 @@ async fn leechers_holding_random_parts_trade_and_leave_when_complete() {
         "the leechers traded most of it"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leecher_that_leaves_complete_and_rejoins_keeps_its_first_completion() {
+    use onionlab_experiments::swarm::runner::Swarm;
+    use std::time::Instant;
+    let mut spec = SwarmSpec::new(
+        512 << 10,
+        32 << 10,
+        PeerSpec::seed(Some(f64::from(1 << 20))),
+        vec![PeerSpec::leecher(None); 2],
+        Duration::from_secs(1),
+    );
+    spec.subnet = 75;
+    let before = Instant::now();
+    let mut swarm = Swarm::start(spec).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), swarm.honest_complete())
+        .await
+        .unwrap();
+    // Both completed; leecher 0 leaves, comes back holding everything, and the swarm stops
+    // while its second session (which never completes anything) runs.
+    swarm.leave(0).await;
+    let left = before.elapsed();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    swarm.rejoin(0).await.unwrap();
+    assert!(swarm.is_online(0));
+    let rejoined = before.elapsed();
+    let report = swarm.stop(true).await;
+    let churned = &report.leechers[0];
+    assert!(churned.verified, "{churned:?}");
+    let first = churned.completed_after.unwrap();
+    assert!(
+        first <= left,
+        "completed at {first:?}, from the swarm's start, before leaving at {left:?}"
+    );
+    assert!(first < rejoined);
+    assert_eq!(churned.verified_completion(), Some(first));
+    // The second session started complete: nothing to report of its own.
+    assert_eq!(churned.node.completed_after, None);
+    assert!(report.distribution_time().is_some(), "{report:#?}");
+}

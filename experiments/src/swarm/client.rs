@@ -44,7 +44,9 @@ pub struct ClientConfig {
     pub choker: ChokerConfig,
     /// Block requests kept outstanding per peer.
     pub pipeline: usize,
-    /// A peer's requests we queue before dropping it.
+    /// A peer's requests we queue before dropping it. We send no extension handshake (BEP 10
+    /// `reqq`), so a peer does not know this limit: it must be as generous as the clients'
+    /// own (Transmission keeps more than 256 requests outstanding to a fast seed).
     pub max_queued_requests: usize,
     /// A request unanswered this long goes to another peer.
     pub request_timeout: Duration,
@@ -69,16 +71,17 @@ pub struct ClientConfig {
 }
 
 impl Default for ClientConfig {
-    /// A random peer id, the standard choker, 16 requests in flight, 256 queued, 30 s request
-    /// timeout, 60 s keep-alive, 20 s rate window, one random first piece, endgame, 50
-    /// connections, 64 unrequested blocks, 2 strikes.
+    /// A random peer id, the standard choker, 16 requests in flight, 2,000 queued (libtorrent's
+    /// `max_allowed_in_request_queue`), 30 s request timeout, 60 s keep-alive, 20 s rate
+    /// window, one random first piece, endgame, 50 connections, 64 unrequested blocks, 2
+    /// strikes.
     fn default() -> Self {
         ClientConfig {
             peer_id: onionlab_crawler::probe::random_peer_id(),
             strategy: Strategy::Standard,
             choker: ChokerConfig::default(),
             pipeline: 16,
-            max_queued_requests: 256,
+            max_queued_requests: 2000,
             request_timeout: Duration::from_secs(30),
             keepalive: Duration::from_secs(60),
             rate_window: Duration::from_secs(20),
@@ -334,7 +337,10 @@ impl Client {
     }
 
     /// Addresses to connect to now (each marked as being connected to), within the connection
-    /// limit; none once complete (a seed waits for leechers to come).
+    /// limit. A seed connects too, as libtorrent and Transmission seeds do: some clients
+    /// (Transmission among them) never dial a loopback address a tracker names, so on
+    /// loopback they get the content only from peers that dial them. Two seeds that meet part
+    /// at once ([`DropReason::BothSeeds`]) and are not dialled again.
     pub fn connect_candidates(&mut self, now: Instant) -> Vec<SocketAddr> {
         let pending = self
             .known
@@ -343,9 +349,6 @@ impl Client {
             .count();
         let mut room = self.cfg.max_connections.saturating_sub(self.conns.len() + pending);
         let mut out = Vec::new();
-        if self.is_complete() {
-            return out;
-        }
         for (addr, k) in self.known.iter_mut() {
             if room == 0 {
                 break;

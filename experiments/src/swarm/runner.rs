@@ -125,7 +125,7 @@ pub struct LeecherReport {
     /// What its node did.
     pub node: NodeReport,
     /// Time from the swarm's start (when the first leecher started) to its last verified
-    /// piece.
+    /// piece, in the first session that completed (a leecher under churn has several).
     pub completed_after: Option<Duration>,
     /// It was waited for (honest).
     pub honest: bool,
@@ -134,9 +134,9 @@ pub struct LeecherReport {
 }
 
 impl LeecherReport {
-    /// Its completion time from its own start, if it ended with the original bytes.
+    /// Its completion time from the swarm's start, if it ended with the original bytes.
     pub fn verified_completion(&self) -> Option<Duration> {
-        self.node.completed_after.filter(|_| self.verified)
+        self.completed_after.filter(|_| self.verified)
     }
 }
 
@@ -236,10 +236,25 @@ struct Leecher {
     node: Option<Node>,
     /// What it held when it last left (it comes back with it).
     held: Option<Bitfield>,
-    /// Its reports from earlier sessions, bytes and failures added up at the end.
-    earlier: Vec<NodeReport>,
+    /// Its reports from the sessions that ended, bytes and failures added up at the end.
+    ended: Vec<NodeReport>,
+    /// Its first completion over the sessions that ended, from the swarm's start.
+    completed: Option<Duration>,
     /// It left holding the whole content, equal to the original.
     left_verified: bool,
+}
+
+impl Leecher {
+    /// Stops its node and keeps the session's report; a completion in this session counts
+    /// from the swarm's start `t0`, and the earliest over all sessions is kept.
+    async fn end_session(&mut self, node: Node, t0: Instant) {
+        let offset = node.started().saturating_duration_since(t0);
+        let report = node.stop().await;
+        if let Some(t) = report.completed_after.map(|t| t + offset) {
+            self.completed = Some(self.completed.map_or(t, |c| c.min(t)));
+        }
+        self.ended.push(report);
+    }
 }
 
 impl Swarm {
@@ -279,7 +294,8 @@ impl Swarm {
                 addr: node.addr(),
                 node: Some(node),
                 held: None,
-                earlier: Vec::new(),
+                ended: Vec::new(),
+                completed: None,
                 left_verified: false,
             });
         }
@@ -410,10 +426,11 @@ impl Swarm {
             return;
         };
         let verified = self.verified(&node);
+        let t0 = self.t0;
         let leecher = &mut self.leechers[i];
         leecher.held = Some(node.held());
         leecher.left_verified = verified;
-        leecher.earlier.push(node.stop().await);
+        leecher.end_session(node, t0).await;
     }
 
     /// Leecher `i` comes back at its address with what it held when it left.
@@ -444,18 +461,15 @@ impl Swarm {
             .map(|l| l.node.as_ref().map_or(l.left_verified, |n| self.verified(n)))
             .collect();
         let mut reports = Vec::with_capacity(self.leechers.len());
-        for ((leecher, peer), verified) in self.leechers.into_iter().zip(&self.spec.leechers).zip(verified) {
-            let mut offset = Duration::ZERO;
-            let mut sessions = leecher.earlier;
-            if let Some(node) = leecher.node {
-                offset = node.started().saturating_duration_since(self.t0);
-                sessions.push(node.stop().await);
+        for ((mut leecher, peer), verified) in self.leechers.into_iter().zip(&self.spec.leechers).zip(verified) {
+            if let Some(node) = leecher.node.take() {
+                leecher.end_session(node, self.t0).await;
             }
-            let Some(node) = sessions.into_iter().reduce(|earlier, later| later.after(earlier)) else {
+            let Some(node) = leecher.ended.into_iter().reduce(|earlier, later| later.after(earlier)) else {
                 continue;
             };
             reports.push(LeecherReport {
-                completed_after: node.completed_after.map(|t| t + offset),
+                completed_after: leecher.completed,
                 node,
                 honest: peer.honest(),
                 verified,

@@ -280,3 +280,24 @@ fn of_two_connections_between_two_peers_both_keep_the_same_one() {
         Err(DropReason::ItsUs)
     );
 }
+
+#[test]
+fn a_seed_dials_the_peers_its_tracker_names_and_leaves_other_seeds_alone() {
+    let (meta, data) = torrent(100_000, 32 << 10);
+    let now = Instant::now();
+    let mut seed = client(&meta, Some(&data), |_| {});
+    let mut leech = client(&meta, None, |_| {});
+    let mut other_seed = client(&meta, Some(&data), |_| {});
+    seed.add_peers([addr(2), addr(3)], now);
+    assert_eq!(seed.connect_candidates(now), vec![addr(2), addr(3)]);
+    // The leecher downloads over the connection the seed opened.
+    connect(&mut seed, &mut leech, now);
+    pump(&mut seed, &mut leech, now, 1000);
+    assert_eq!(leech.content(), Some(&data[..]));
+    // Two seeds part at their bitfields, and the seed does not dial that one again.
+    seed.connected(2, addr(3), true, &other_seed.handshake(), now).unwrap();
+    other_seed.connected(2, addr(1), false, &seed.handshake(), now).unwrap();
+    let bitfield = other_seed.poll_transmit(2, now).expect("its bitfield");
+    assert_eq!(seed.receive(2, bitfield, now), Err(DropReason::BothSeeds));
+    assert!(seed.connect_candidates(now + Duration::from_secs(3600)).is_empty());
+}
