@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Browser check of the experiment report: `onionlab report` rebuilds report.html from the
-# synthetic fixture (experiments/tests/fixtures/report/results.json), then headless Chromium
-# loads it from disk. Checks: the rebuild is byte-identical, the DOM Chromium builds holds every
-# measured number, one <svg> per figure, the escaped <script> title as text and no <script> or
-# <img> element; the screenshot is written. Chromium runs in a network namespace with only `lo`
+# Browser check of the experiment report, twice:
+# - `onionlab report` rebuilds report.html from the synthetic fixture
+#   (experiments/tests/fixtures/report/results.json), then headless Chromium loads it from
+#   disk. Checks: the rebuild is byte-identical, the DOM Chromium builds holds every measured
+#   number, one <svg> per figure, the escaped <script> title as text and no <script> or <img>
+#   element; the screenshot is written.
+# - `onionlab run` runs experiment 1's simulation (distribution-time.yaml) as a student would,
+#   and Chromium loads its report: one <svg> per figure, every number cell of the page in the
+#   DOM, the published d_cs/d_P2P ratio beside the measured one. Chromium runs in a network namespace with only `lo`
 # (it calls update servers otherwise), so the page provably loads nothing from outside.
 #
 # Needs root (apt-get, unshare). Environment knobs:
@@ -50,15 +54,17 @@ cp "$WORK/run/report.html" "$WORK/first.html"
 if cmp -s "$WORK/first.html" "$WORK/run/report.html"; then pass "rebuild is byte-identical"; else fail "rebuild differs"; fi
 
 # Headless Chromium, offline: only `lo` in its network namespace.
-browse() { # OUTPUT-FLAG...: run chromium on the report with these flags
-  local profile
+browse() { # PAGE OUTPUT-FLAG...: run chromium on PAGE with these flags
+  local profile page=$1
+  shift
   profile=$(mktemp -d "$WORK/profile.XXXXXX")
   timeout 90 unshare -n sh -c 'ip link set lo up; exec "$@"' sh chromium --headless --no-sandbox --disable-gpu \
     --no-first-run --disable-background-networking --disable-component-update --disable-sync \
-    --user-data-dir="$profile" --hide-scrollbars "$@" "file://$WORK/run/report.html"
+    --user-data-dir="$profile" --hide-scrollbars "$@" "file://$page"
 }
-browse --dump-dom >"$WORK/dom.html" 2>"$WORK/chromium-dom.log" || true
-browse --screenshot="$WORK/report.png" --window-size=1200,3300 >/dev/null 2>"$WORK/chromium-shot.log" || true
+browse "$WORK/run/report.html" --dump-dom >"$WORK/dom.html" 2>"$WORK/chromium-dom.log" || true
+browse "$WORK/run/report.html" --screenshot="$WORK/report.png" --window-size=1200,3300 >/dev/null \
+  2>"$WORK/chromium-shot.log" || true
 
 if [[ -s $WORK/dom.html ]] && grep -q '</html>' "$WORK/dom.html"; then
   pass "chromium built the DOM ($(wc -c <"$WORK/dom.html") bytes)"
@@ -97,6 +103,43 @@ if [[ -s $WORK/report.png ]]; then
   [[ -n ${REPORT_SCREENSHOT:-} ]] && cp "$WORK/report.png" "$REPORT_SCREENSHOT"
 else
   tail -n 20 "$WORK/chromium-shot.log"; fail "no screenshot"
+fi
+
+# A real experiment's report, from the binary's own run.
+log "running experiment 1's simulation"
+mkdir -p "$WORK/exp"
+cp experiments/campaigns/distribution-time.yaml "$WORK/exp/"
+if "$ONIONLAB" run "$WORK/exp/distribution-time.yaml" >"$WORK/exp.out" 2>&1; then
+  pass "onionlab run distribution-time.yaml: its checks passed"
+else
+  cat "$WORK/exp.out"; fail "onionlab run distribution-time.yaml"
+fi
+PAGE=$WORK/exp/results/distribution-time/report.html
+browse "$PAGE" --dump-dom >"$WORK/exp-dom.html" 2>"$WORK/chromium-exp.log" || true
+if [[ -s $WORK/exp-dom.html ]] && grep -q '</html>' "$WORK/exp-dom.html"; then
+  pass "chromium built the experiment's DOM ($(wc -c <"$WORK/exp-dom.html") bytes)"
+else
+  tail -n 20 "$WORK/chromium-exp.log"; fail "chromium --dump-dom gave no page for the experiment"
+fi
+want=$(grep -o '<figure ' "$PAGE" | wc -l)
+svgs=$(grep -o '<svg ' "$WORK/exp-dom.html" | wc -l)
+if [[ $want -ge 1 && $svgs -eq $want ]]; then
+  pass "experiment report: $svgs inline <svg> for $want figures"
+else
+  fail "experiment report: $want figures in the page, $svgs <svg> in the DOM"
+fi
+grep -o '<td class="num">[^<]*</td>' "$PAGE" | sort -u >"$WORK/exp-cells.txt"
+cells=$(wc -l <"$WORK/exp-cells.txt")
+missing=$(grep -cvxFf <(grep -o '<td class="num">[^<]*</td>' "$WORK/exp-dom.html" | sort -u) "$WORK/exp-cells.txt" || true)
+if [[ $cells -ge 20 && $missing -eq 0 ]]; then
+  pass "experiment report: all $cells distinct number cells in the DOM"
+else
+  fail "experiment report: $missing of $cells number cells missing from the DOM"
+fi
+if grep -q 'cs_over_p2p_n100' "$WORK/exp-dom.html" && grep -qF '11.36' "$WORK/exp-dom.html"; then
+  pass "experiment report: the published ratio 11.36 shown beside the measured one"
+else
+  fail "experiment report: no cs_over_p2p_n100 check with its published 11.36"
 fi
 
 if [[ $FAILED -eq 0 ]]; then log "all report checks passed"; else log "report checks FAILED"; fi

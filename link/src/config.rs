@@ -90,7 +90,7 @@ mod tests {
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
+    #[expect(dead_code, reason = "only deserialised, to see which fields are refused")]
     struct Sample {
         port: u16,
     }

@@ -1,3 +1,6 @@
+//! Tests of the consensus view reader: what an authority serves, fingerprints, refusals and
+//! limits, and the property that any view it reads re-encodes to itself.
+
 use std::net::IpAddr;
 
 use proptest::prelude::*;

@@ -19,5 +19,5 @@ pub mod schema;
 
 pub use checks::{Check, Tolerance};
 pub use progress::Progress;
-pub use runner::{RunOptions, run};
+pub use runner::{RunError, RunOptions, run};
 pub use schema::{Campaign, CampaignError, Experiment};

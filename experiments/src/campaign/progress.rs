@@ -53,6 +53,12 @@ impl Progress {
         self.bar.set_message(what.to_owned());
     }
 
+    /// A counted stage at step `pos`, with a new message.
+    pub fn at(&self, pos: u64, what: &str) {
+        self.bar.set_position(pos);
+        self.bar.set_message(what.to_owned());
+    }
+
     /// One step of a counted stage done.
     pub fn step(&self) {
         self.bar.inc(1);

@@ -5,10 +5,14 @@
 //! Ctrl-C (the caller's `stop`) ends a run without a report; `--resume` then keeps what the
 //! interrupted run had recorded where it can continue (a measurement's crawl resumes in its
 //! store), and a run whose `results.json` is already there is not repeated: only its report
-//! is rebuilt.
+//! is rebuilt. Every run leaves the campaign text it ran as `campaign.yaml` in the folder;
+//! `--resume` refuses a folder whose copy differs from the campaign given (its results or
+//! crawl belong to another campaign), and a run without `--resume` first removes the
+//! `results.json` an earlier run left, so an interrupted run never leaves old results behind.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
@@ -55,10 +59,10 @@ impl RunReport {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum RunError {
-    /// The output folder could not be made.
-    #[error("cannot create {path}: {source}")]
+    /// The output folder, or a file of it, could not be made, read or removed.
+    #[error("{path}: {source}")]
     Output {
-        /// The folder.
+        /// The folder or file.
         path: PathBuf,
         /// The error.
         source: std::io::Error,
@@ -81,6 +85,21 @@ pub enum RunError {
     /// The report could not be written or read back.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// `--resume` on a folder left by a different campaign text.
+    #[error(
+        "{copy} differs from the campaign given: the folder holds another campaign's run; run without \
+         --resume to start over there"
+    )]
+    Changed {
+        /// The copy of the campaign the folder's run was started from.
+        copy: PathBuf,
+    },
+    /// `--resume` on a folder whose run has no copy of its campaign to compare with.
+    #[error("{copy} is missing: nothing in this folder is known to come from this campaign; run without --resume")]
+    Unknown {
+        /// Where the copy should be.
+        copy: PathBuf,
+    },
     /// Stopped (Ctrl-C) before the experiment finished.
     #[error("interrupted before the experiment finished; `onionlab run FILE --resume` continues it")]
     Interrupted,
@@ -116,13 +135,17 @@ pub async fn run(
         path: folder.clone(),
         source,
     })?;
-    if options.resume
-        && let Ok(earlier) = report::read_results(&folder)
-        && earlier.campaign == campaign.name
-        && let [outcome] = earlier.outcomes.as_slice()
-    {
-        let outcome = outcome.clone();
-        return finish(campaign, outcome, true);
+    if options.resume {
+        check_copy(campaign, &folder)?;
+        if let Ok(earlier) = report::read_results(&folder)
+            && earlier.campaign == campaign.name
+            && let [outcome] = earlier.outcomes.as_slice()
+        {
+            let outcome = outcome.clone();
+            return finish(campaign, outcome, true);
+        }
+    } else {
+        start_afresh(campaign, &folder)?;
     }
     let progress = Progress::new(&campaign.name);
     progress.stage(campaign.key());
@@ -159,6 +182,36 @@ pub async fn run(
         () = stop => return Err(RunError::Interrupted),
     };
     finish(campaign, outcome, false)
+}
+
+/// The file, in a run's output folder, holding the campaign text it was started from.
+pub const CAMPAIGN_COPY: &str = "campaign.yaml";
+
+/// `--resume`: the folder's run must have been started from the same campaign text.
+fn check_copy(campaign: &Campaign, folder: &Path) -> Result<(), RunError> {
+    let copy = folder.join(CAMPAIGN_COPY);
+    match std::fs::read_to_string(&copy) {
+        Ok(text) if text == campaign.source => Ok(()),
+        Ok(_) => Err(RunError::Changed { copy }),
+        Err(e) if e.kind() == ErrorKind::NotFound => Err(RunError::Unknown { copy }),
+        Err(source) => Err(RunError::Output { path: copy, source }),
+    }
+}
+
+/// A run without `--resume`: drop an earlier run's results, record the campaign text.
+fn start_afresh(campaign: &Campaign, folder: &Path) -> Result<(), RunError> {
+    let results = folder.join(report::RESULTS_FILE);
+    match std::fs::remove_file(&results) {
+        Err(e) if e.kind() != ErrorKind::NotFound => {
+            return Err(RunError::Output {
+                path: results,
+                source: e,
+            });
+        }
+        _ => {}
+    }
+    let copy = folder.join(CAMPAIGN_COPY);
+    std::fs::write(&copy, &campaign.source).map_err(|source| RunError::Output { path: copy, source })
 }
 
 fn finish(campaign: &Campaign, outcome: Outcome, reused: bool) -> Result<RunReport, RunError> {

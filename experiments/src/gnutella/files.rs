@@ -582,4 +582,19 @@ mod tests {
             assert!(parse_request(bad).is_err(), "{bad:?}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_head_is_parsed_or_refused(head in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let _ = parse_request(&head);
+        }
+
+        #[test]
+        fn every_request_path_parses_back(index in proptest::prelude::any::<u32>(), name in "\\PC{0,40}", sha1 in proptest::prelude::any::<[u8; 20]>()) {
+            for request in [FileRequest::ByIndex { index, name: name.clone() }, FileRequest::ByUrn(sha1)] {
+                let head = format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", request.path());
+                proptest::prop_assert_eq!(parse_request(head.as_bytes()), Ok(request));
+            }
+        }
+    }
 }

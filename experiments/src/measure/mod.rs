@@ -247,8 +247,26 @@ pub async fn run(
         Err(RunError::NothingToResume { .. }) => CampaignRun::prepare(crawl, false),
         other => other,
     }?;
-    progress.stage(&format!("measuring for {duration:?}"));
+    let shown = prepared.progress();
+    progress.counted("measuring, seconds", shown.budget().as_secs());
     let (done, watch_done) = watch::channel(false);
+    let mut ticker_done = watch_done.clone();
+    let ticker = async {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        while !*ticker_done.borrow_and_update() {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let rounds: Vec<String> = shown.rounds().iter().map(|(p, n)| format!("{p} {n}")).collect();
+                    progress.at(shown.elapsed().as_secs(), &format!("measuring (probe rounds: {}), seconds", rounds.join(", ")));
+                }
+                changed = ticker_done.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    };
     let measured = async {
         let outcome = prepared.run(stop).await;
         done.send_replace(true);
@@ -259,7 +277,7 @@ pub async fn run(
             s.churn(watch_done).await;
         }
     };
-    let (outcome, ()) = tokio::join!(measured, churn);
+    let (outcome, (), ()) = tokio::join!(measured, churn, ticker);
     let outcome = outcome?;
     if outcome.end == CrawlEnd::Interrupted {
         return Err(MeasureError::Interrupted);

@@ -7,7 +7,8 @@
 //! significant digits and plots in whole pixels, so the same input gives the same bytes
 //! ([`render_html`]), and a rebuild from `results.json` gives the bytes of the first write.
 //!
-//! The numbers behind every plot and table are also written as CSV files (`csv`).
+//! The numbers behind every plot and table are also written as CSV files (`csv`), and into an
+//! SQLite store and Parquet files (`store`).
 //!
 //! Parts: `html` writes the page, `plot` draws one figure as SVG (plotters without a font
 //! backend, and why), `numbers` says how numbers are written, `escape` turns text into HTML.
@@ -19,9 +20,11 @@ mod numbers;
 mod plot;
 #[cfg(test)]
 mod sample;
+mod store;
 
 pub use csv::CSV_FOLDER;
 pub use html::render_html;
+pub use store::{PARQUET_FOLDER, STORE_FILE, StoreError};
 
 use crate::outcome::Outcome;
 use serde::{Deserialize, Serialize};
@@ -111,6 +114,9 @@ pub enum ReportError {
         /// What the parser said (with line and column).
         source: serde_json::Error,
     },
+    /// The SQLite store or a Parquet file could not be written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// A number to save is NaN or infinite, which JSON cannot hold (it would come back as `null`
     /// and fail the rebuild). `report.html` was written and shows the value; `results.json` was not.
     #[error("{place} is {value}, which results.json cannot hold; {html} was written, results.json was not")]
@@ -124,8 +130,9 @@ pub enum ReportError {
     },
 }
 
-/// Writes `report.html` and `results.json` (pretty JSON) into `folder`, creating it if needed;
-/// returns the page's path. A stale `results.json` is removed when the new one cannot be written.
+/// Writes `report.html`, `csv/`, `results.sqlite`, `parquet/` and `results.json` (pretty JSON)
+/// into `folder`, creating it if needed; returns the page's path. A stale `results.json` is
+/// removed when the new one cannot be written.
 pub fn write_report(folder: &Path, input: &ReportInput) -> Result<PathBuf, ReportError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -147,6 +154,7 @@ pub fn write_report(folder: &Path, input: &ReportInput) -> Result<PathBuf, Repor
             html,
         });
     }
+    store::write_store(folder, input)?;
     let mut json = serde_json::to_string_pretty(input).map_err(|source| ReportError::Json {
         path: results.clone(),
         source,
@@ -156,8 +164,8 @@ pub fn write_report(folder: &Path, input: &ReportInput) -> Result<PathBuf, Repor
     Ok(html)
 }
 
-/// Reads `folder/results.json` and rewrites `folder/report.html` from it (`onionlab report`);
-/// returns the page's path.
+/// Reads `folder/results.json` and rewrites `folder/report.html`, `csv/`, `results.sqlite` and
+/// `parquet/` from it (`onionlab report`); returns the page's path.
 pub fn rebuild(folder: &Path) -> Result<PathBuf, ReportError> {
     let saved = read_results(folder)?;
     let html = folder.join(REPORT_FILE);
@@ -169,6 +177,7 @@ pub fn rebuild(folder: &Path) -> Result<PathBuf, ReportError> {
         path: folder.join(CSV_FOLDER),
         source,
     })?;
+    store::write_store(folder, &saved.input())?;
     Ok(html)
 }
 

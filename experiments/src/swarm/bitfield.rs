@@ -63,7 +63,8 @@ impl Bitfield {
                 pieces: len,
             });
         }
-        let spare = (want * 8) as u32 - len;
+        // Below 8 (and computed in u64: `want * 8` passes u32::MAX for the largest `len`).
+        let spare = (want as u64 * 8 - u64::from(len)) as u32;
         if let Some(&last) = bytes.last()
             && spare > 0
             && last & ((1u8 << spare) - 1) != 0
@@ -164,5 +165,36 @@ mod tests {
         assert!(Bitfield::full(10).is_complete() && Bitfield::full(16).count() == 16);
         assert!(b.lacks_any_of(&Bitfield::full(10)) && !Bitfield::full(10).lacks_any_of(&b));
         assert!(b.clear(0) && !b.clear(0) && b.ones().eq([9]));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_payload_is_read_or_refused_and_an_accepted_one_round_trips(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            len in 0u32..600,
+        ) {
+            if let Ok(b) = Bitfield::from_wire(&bytes, len) {
+                proptest::prop_assert_eq!(b.to_wire(), bytes);
+                proptest::prop_assert_eq!(b.len(), len);
+                proptest::prop_assert_eq!(b.ones().count() as u32, b.count());
+                proptest::prop_assert!(b.ones().all(|i| i < len));
+            }
+        }
+
+        #[test]
+        fn a_built_bitfield_round_trips(len in 0u32..600, set in proptest::collection::vec(0u32..600, 0..80)) {
+            let mut b = Bitfield::new(len);
+            for i in set {
+                b.set(i);
+            }
+            proptest::prop_assert_eq!(Bitfield::from_wire(&b.to_wire(), len), Ok(b));
+        }
+    }
+
+    #[test]
+    fn the_largest_piece_count_is_checked_without_overflow() {
+        let len = u32::MAX;
+        let bytes = vec![0u8; (len as usize).div_ceil(8)];
+        assert_eq!(Bitfield::from_wire(&bytes, len).map(|b| b.count()), Ok(0));
     }
 }

@@ -1,3 +1,6 @@
+//! Tests of the Gnutella snapshot crawl: breadth-first over ultrapeers, leaves only when asked,
+//! refusals, each address once, the contact limit.
+
 use super::*;
 use crate::gnutella::{CrawlerReply, Handshake, decode_handshake};
 

@@ -15,11 +15,17 @@
 //! so success is at most about 1 − f^r; the last hops of a path run through several nodes close
 //! to the key whose only entries before it are their successors, so it is lower, and the
 //! successor list must grow like log N to keep lookups alive (Stoica et al., §5.3). Whatever a
-//! lookup returns is the key's true live owner. Never: joins,
-//! stabilisation or finger repair, network latency.
+//! lookup returns is the key's true live owner. Never: network latency.
+//!
+//! Churn with repair ([`churn`]): nodes join and fail all the time while each repairs its
+//! successor list, predecessor and fingers by stabilising, and lookups run over those tables;
+//! successor lists of 2 against longer ones, at several churn rates.
+
+pub mod churn;
 
 use serde::Deserialize;
 
+use self::churn::{ChurnParams, ChurnResult};
 use super::{ParamsError, mean, measurement, require, shuffle, stream};
 use crate::outcome::{Figure, Outcome, Series, SeriesStyle, Table};
 use onionlab_crawler::dht::space::SplitMix64;
@@ -39,8 +45,10 @@ pub struct Params {
     pub failure_nodes: usize,
     /// Shares of nodes that fail, each in [0, 1).
     pub failed_fractions: Vec<f64>,
-    /// Successor-list lengths r to compare.
+    /// Successor-list lengths r to compare under failures.
     pub successor_lists: Vec<usize>,
+    /// The churn experiment.
+    pub churn: ChurnParams,
 }
 
 impl Default for Params {
@@ -52,6 +60,7 @@ impl Default for Params {
             failure_nodes: 1024,
             failed_fractions: vec![0.1, 0.2, 0.3, 0.4, 0.5],
             successor_lists: vec![2, 4, 8, 16],
+            churn: ChurnParams::default(),
         }
     }
 }
@@ -87,7 +96,8 @@ impl Params {
             !self.successor_lists.is_empty() && self.successor_lists.iter().all(|&r| r >= 1 && r < self.failure_nodes),
             "successor_lists",
             "each r must be ≥ 1 and below failure_nodes",
-        )
+        )?;
+        self.churn.validate(self.ring_bits)
     }
 }
 
@@ -136,14 +146,24 @@ impl Ring {
 
     /// Clockwise distance from a to b.
     fn dist(&self, a: u64, b: u64) -> u64 {
-        b.wrapping_sub(a) & self.mask
+        dist(self.mask, a, b)
     }
 
     /// key ∈ (a, b] clockwise (the whole ring when a = b).
     fn in_half_open(&self, key: u64, a: u64, b: u64) -> bool {
-        let (d, span) = (self.dist(a, key), self.dist(a, b));
-        d != 0 && (span == 0 || d <= span)
+        in_half_open(self.mask, key, a, b)
     }
+}
+
+/// Clockwise distance from a to b on the ring of ids `0..=mask`.
+fn dist(mask: u64, a: u64, b: u64) -> u64 {
+    b.wrapping_sub(a) & mask
+}
+
+/// key ∈ (a, b] clockwise on the ring of ids `0..=mask` (the whole ring when a = b).
+fn in_half_open(mask: u64, key: u64, a: u64, b: u64) -> bool {
+    let (d, span) = (dist(mask, a, key), dist(mask, a, b));
+    d != 0 && (span == 0 || d <= span)
 }
 
 /// How one lookup went.
@@ -278,13 +298,37 @@ pub fn run(params: &Params, seed: u64) -> Outcome {
         }
     }
     let no_failures = if total == 0 { 0.0 } else { correct as f64 / total as f64 };
-    outcome(params, seed, &paths, no_failures, &churned)
+    let mut under_churn = Vec::new();
+    if params.churn.validate(bits).is_ok() {
+        for (ci, &per_minute) in params.churn.per_minute.iter().enumerate() {
+            for &r in &params.churn.successor_lists {
+                // The same churn and lookup times for every r.
+                let stream_id = 2000 + ci as u64;
+                under_churn.push(churn::run_one(
+                    &params.churn,
+                    bits,
+                    per_minute,
+                    r.max(1),
+                    seed,
+                    stream_id,
+                ));
+            }
+        }
+    }
+    outcome(params, seed, &paths, no_failures, &churned, &under_churn)
 }
 
 const STOICA: &str = "Stoica, Morris, Karger, Kaashoek and Balakrishnan, \"Chord\", SIGCOMM 2001, §6.3: mean \
                       path length ½·log₂N";
 
-fn outcome(params: &Params, seed: u64, paths: &[(usize, f64)], no_failures: f64, churned: &[Churned]) -> Outcome {
+fn outcome(
+    params: &Params,
+    seed: u64,
+    paths: &[(usize, f64)],
+    no_failures: f64,
+    churned: &[Churned],
+    under_churn: &[ChurnResult],
+) -> Outcome {
     let half_log = |n: usize| 0.5 * (n as f64).log2();
     let mut measurements: Vec<_> = paths
         .iter()
@@ -350,6 +394,55 @@ fn outcome(params: &Params, seed: u64, paths: &[(usize, f64)], no_failures: f64,
             ),
         ]);
     }
+    let c = &params.churn;
+    for u in under_churn {
+        let tag = format!("r{}_m{}", u.r, u.per_minute);
+        let setting = format!(
+            "{} joins and {0} failures a minute among {} nodes stabilising every {} s, r = {}",
+            u.per_minute, c.nodes, c.stabilize_secs, u.r
+        );
+        measurements.extend([
+            measurement(
+                format!("churn_lookup_success_{tag}"),
+                format!("lookups that found the key's live owner, {setting}"),
+                u.success,
+                "",
+                None,
+            ),
+            measurement(
+                format!("churn_mean_timeouts_{tag}"),
+                format!("dead nodes tried per lookup, {setting}"),
+                u.timeouts,
+                "",
+                None,
+            ),
+        ]);
+    }
+    let churn_series = c
+        .successor_lists
+        .iter()
+        .map(|&r| Series {
+            name: format!("r = {r}"),
+            style: SeriesStyle::Line,
+            points: under_churn
+                .iter()
+                .filter(|u| u.r == r.max(1))
+                .map(|u| (f64::from(u.per_minute), u.success))
+                .collect(),
+        })
+        .collect();
+    let churn_figure = Figure {
+        id: "lookup-success-under-churn".to_string(),
+        title: format!(
+            "Lookup success under churn with repair (about {} nodes, stabilising every {} s)",
+            c.nodes, c.stabilize_secs
+        ),
+        x_label: "joins (and failures) a minute".to_string(),
+        y_label: "lookup success".to_string(),
+        x_log: true,
+        y_log: false,
+        series: churn_series,
+    };
     let path_figure = Figure {
         id: "path-length".to_string(),
         title: "Chord lookup path length against N".to_string(),
@@ -421,31 +514,69 @@ fn outcome(params: &Params, seed: u64, paths: &[(usize, f64)], no_failures: f64,
         summary: format!(
             "Chord on a 2^{} ring with finger tables, N = {:?}, {} lookups each (seed {seed}), against \
              ½·log₂N. Then {} nodes, a share f ∈ {:?} of which fails with no repair, with successor \
-             lists of r ∈ {:?}: lookup success against the estimate 1 − f^r, path length and timeouts.",
+             lists of r ∈ {:?}: lookup success against the estimate 1 − f^r, path length and timeouts. \
+             Then churn with repair: about {} nodes, {:?} joins and as many failures a minute, each node \
+             stabilising every {} s on average, {} lookups a minute over the nodes' own tables for {} \
+             simulated seconds (the first {} not counted).",
             params.ring_bits,
             params.node_counts,
             params.lookups,
             params.failure_nodes,
             params.failed_fractions,
             params.successor_lists,
+            c.nodes,
+            c.per_minute,
+            c.stabilize_secs,
+            c.lookups_per_minute,
+            c.duration_secs,
+            2 * c.stabilize_secs,
         ),
         measurements,
-        figures: vec![path_figure, failure_figure],
-        tables: vec![Table {
-            id: "failures".to_string(),
-            title: "Lookups under failures".to_string(),
-            columns: [
-                "failed share f",
-                "r",
-                "success",
-                "1 − f^r (upper estimate)",
-                "mean hops",
-                "mean timeouts",
-            ]
-            .map(String::from)
-            .to_vec(),
-            rows,
-        }],
+        figures: vec![path_figure, failure_figure, churn_figure],
+        tables: vec![
+            Table {
+                id: "failures".to_string(),
+                title: "Lookups under failures".to_string(),
+                columns: [
+                    "failed share f",
+                    "r",
+                    "success",
+                    "1 − f^r (upper estimate)",
+                    "mean hops",
+                    "mean timeouts",
+                ]
+                .map(String::from)
+                .to_vec(),
+                rows,
+            },
+            Table {
+                id: "churn".to_string(),
+                title: "Lookups under churn with repair".to_string(),
+                columns: [
+                    "joins a minute",
+                    "mean lifetime (min)",
+                    "r",
+                    "lookups",
+                    "success",
+                    "mean timeouts",
+                ]
+                .map(String::from)
+                .to_vec(),
+                rows: under_churn
+                    .iter()
+                    .map(|u| {
+                        vec![
+                            u.per_minute.to_string(),
+                            format!("{:.1}", c.nodes as f64 / f64::from(u.per_minute)),
+                            u.r.to_string(),
+                            u.lookups.to_string(),
+                            format!("{:.4}", u.success),
+                            format!("{:.2}", u.timeouts),
+                        ]
+                    })
+                    .collect(),
+            },
+        ],
     }
 }
 
@@ -529,6 +660,20 @@ mod tests {
             },
             Params {
                 ring_bits: 8,
+                ..Params::default()
+            },
+            Params {
+                churn: ChurnParams {
+                    duration_secs: 60,
+                    ..ChurnParams::default()
+                },
+                ..Params::default()
+            },
+            Params {
+                churn: ChurnParams {
+                    successor_lists: vec![0],
+                    ..ChurnParams::default()
+                },
                 ..Params::default()
             },
         ] {
