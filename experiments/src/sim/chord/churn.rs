@@ -16,10 +16,10 @@
 //!   successor's list behind it, notify the successor (which takes this node as predecessor if
 //!   it is closer than the one it has, or that one is dead), and fix every finger by looking
 //!   its target up through the node's own tables;
-//! - **lookup**, `lookups_per_minute` of them: from a random live node for a random key, as in
-//!   [`super::lookup`] but over each node's own, possibly stale, tables; each dead entry tried
-//!   costs a timeout. It succeeds when it returns the key's true live owner: a lookup that ends
-//!   at a node not yet told of a newcomer returns the wrong owner and fails, as in the paper.
+//! - **lookup**, `lookups_per_minute` of them: from a random live node for a random key, routed
+//!   as in the failure experiment but over each node's own, possibly stale, tables; each dead
+//!   entry tried costs a timeout. It succeeds when it returns the key's true live owner: a
+//!   lookup that ends at a node not yet told of a newcomer returns the wrong owner and fails.
 //!
 //! A node's list is all dead before it stabilises again with probability about (P/L)^r, for a
 //! period P and a mean lifetime L = nodes / rate: two successors, the lecture's choice, are
