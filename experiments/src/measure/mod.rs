@@ -385,3 +385,26 @@ fn general(summary: &Summary) -> Scored {
         }],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precision_and_recall_are_scored_against_the_planted_truth() {
+        let flagged = std::collections::BTreeSet::from([1, 2, 3, 4]);
+        let planted = std::collections::BTreeSet::from([2, 3, 4, 5, 6]);
+        let [precision, recall] =
+            precision_recall("sybil", "Sybils flagged", &Score::of(&flagged, &planted), "5 planted");
+        assert_eq!((precision.name.as_str(), precision.value), ("sybil_precision", 0.75));
+        assert_eq!((recall.name.as_str(), recall.value), ("sybil_recall", 0.6));
+        for m in [&precision, &recall] {
+            let published = m.published.as_ref().expect("the perfect score");
+            assert_eq!((published.value, published.source.as_str()), (1.0, "5 planted"));
+        }
+        // Nothing flagged: precision is undefined and shown as 0, never NaN.
+        let none = Score::of(&std::collections::BTreeSet::new(), &planted);
+        let [precision, recall] = precision_recall("sybil", "Sybils flagged", &none, "5 planted");
+        assert_eq!((precision.value, recall.value), (0.0, 0.0));
+    }
+}

@@ -109,3 +109,60 @@ pub fn session_bias(
     };
     (measurements, figure)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(port: u16, secs: (i64, i64), left_censored: bool, right_censored: bool) -> SessionRow {
+        SessionRow {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            id: None,
+            started_at: secs.0 * 1_000_000,
+            ended_at: secs.1 * 1_000_000,
+            left_censored,
+            right_censored,
+        }
+    }
+
+    #[test]
+    fn censored_sessions_count_only_in_the_naive_mean_and_other_peers_not_at_all() {
+        let churning: BTreeSet<SocketAddr> = [1, 2, 3].map(|p| SocketAddr::from(([127, 0, 0, 1], p))).into();
+        let sessions = [
+            row(1, (0, 2), true, false),    // already up when the crawl began: 2 s seen
+            row(2, (10, 14), false, false), // whole: 4 s
+            row(3, (20, 26), false, false), // whole: 6 s
+            row(3, (30, 31), false, true),  // still up when it ended: 1 s seen
+            row(9, (0, 100), false, false), // not a churning peer
+        ];
+        let model = WeibullParams { shape: 1.0, scale: 5.0 };
+        let (m, figure) = session_bias(&model, "leaves", &churning, &[4.0, 6.0], &sessions);
+        let get = |name: &str| m.iter().find(|x| x.name == name).expect(name);
+        assert_eq!(get("naive_mean_session").value, 13.0 / 4.0);
+        assert_eq!(get("create_based_mean_session").value, 5.0);
+        assert_eq!(get("measured_sessions").value, 4.0);
+        assert_eq!(get("true_mean_session").value, 5.0);
+        assert_eq!(get("create_based_over_true").value, 1.0);
+        // Weibull(1, 5) is the exponential distribution of mean 5.
+        let model_mean = get("true_mean_session")
+            .published
+            .as_ref()
+            .expect("the model's mean")
+            .value;
+        assert!((model_mean - 5.0).abs() < 1e-9, "{model_mean}");
+        let [truth, naive, create_based] = &figure.series[..] else {
+            panic!("three CDFs")
+        };
+        assert_eq!(truth.points, vec![(4.0, 0.5), (6.0, 1.0)]);
+        assert_eq!(naive.points.len(), 4);
+        assert_eq!(create_based.points, vec![(4.0, 0.5), (6.0, 1.0)]);
+    }
+
+    #[test]
+    fn nothing_measured_gives_zeros_not_nan() {
+        let model = WeibullParams { shape: 1.5, scale: 4.0 };
+        let (m, _) = session_bias(&model, "leaves", &BTreeSet::new(), &[], &[]);
+        assert!(m.iter().all(|x| x.value.is_finite()), "{m:?}");
+        assert!(m.iter().any(|x| x.name == "create_based_over_true" && x.value == 0.0));
+    }
+}
