@@ -201,15 +201,7 @@ fn check_copy(campaign: &Campaign, folder: &Path) -> Result<(), RunError> {
 /// A run without `--resume`: drop an earlier run's results, record the campaign text.
 fn start_afresh(campaign: &Campaign, folder: &Path) -> Result<(), RunError> {
     let results = folder.join(report::RESULTS_FILE);
-    match std::fs::remove_file(&results) {
-        Err(e) if e.kind() != ErrorKind::NotFound => {
-            return Err(RunError::Output {
-                path: results,
-                source: e,
-            });
-        }
-        _ => {}
-    }
+    report::remove_if_present(&results).map_err(|source| RunError::Output { path: results, source })?;
     let copy = folder.join(CAMPAIGN_COPY);
     std::fs::write(&copy, &campaign.source).map_err(|source| RunError::Output { path: copy, source })
 }

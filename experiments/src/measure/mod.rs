@@ -253,17 +253,14 @@ pub async fn run(
     let mut ticker_done = watch_done.clone();
     let ticker = async {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
-        while !*ticker_done.borrow_and_update() {
+        loop {
             tokio::select! {
                 _ = tick.tick() => {
                     let rounds: Vec<String> = shown.rounds().iter().map(|(p, n)| format!("{p} {n}")).collect();
                     progress.at(shown.elapsed().as_secs(), &format!("measuring (probe rounds: {}), seconds", rounds.join(", ")));
                 }
-                changed = ticker_done.changed() => {
-                    if changed.is_err() {
-                        break;
-                    }
-                }
+                // Done, or the measurement gone (its sender dropped).
+                _ = ticker_done.wait_for(|done| *done) => break,
             }
         }
     };

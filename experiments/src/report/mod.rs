@@ -144,10 +144,7 @@ pub fn write_report(folder: &Path, input: &ReportInput) -> Result<PathBuf, Repor
     csv::write_csv(folder, input).map_err(io(&folder.join(CSV_FOLDER)))?;
     let results = folder.join(RESULTS_FILE);
     if let Some((place, value)) = first_non_finite(input) {
-        match std::fs::remove_file(&results) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&results)(e)),
-            _ => {}
-        }
+        remove_if_present(&results).map_err(io(&results))?;
         return Err(ReportError::NotFinite {
             place,
             value: numbers::show(value),
@@ -162,6 +159,14 @@ pub fn write_report(folder: &Path, input: &ReportInput) -> Result<PathBuf, Repor
     json.push('\n');
     std::fs::write(&results, json).map_err(io(&results))?;
     Ok(html)
+}
+
+/// Removes the file at `path`; one that is not there is no error.
+pub(crate) fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Reads `folder/results.json` and rewrites `folder/report.html`, `csv/`, `results.sqlite` and

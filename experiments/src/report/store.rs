@@ -87,15 +87,10 @@ pub(crate) fn write_store(folder: &Path, input: &ReportInput) -> Result<(), Stor
 }
 
 fn write_sqlite(path: &Path, input: &ReportInput) -> Result<(), StoreError> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(StoreError::Io {
-                path: path.to_owned(),
-                source: e,
-            });
-        }
-        _ => {}
-    }
+    super::remove_if_present(path).map_err(|source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     let sql = |source| StoreError::Sql {
         path: path.to_owned(),
         source,

@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use serde::Deserialize;
 
-use super::super::{ParamsError, require, stream};
+use super::super::{ParamsError, require, stream, unit};
 use super::{dist, in_half_open};
 use onionlab_crawler::dht::space::SplitMix64;
 
@@ -190,12 +190,7 @@ impl Net {
             let fingers = (0..bits)
                 .map(|i| net.true_owner(id.wrapping_add(1 << i) & mask))
                 .collect();
-            let predecessor = net
-                .nodes
-                .range(..id)
-                .next_back()
-                .or(net.nodes.iter().next_back())
-                .map(|(&p, _)| p);
+            let predecessor = net.true_predecessor(id);
             if let Some(node) = net.nodes.get_mut(&id) {
                 *node = Node {
                     successors,
@@ -232,7 +227,16 @@ impl Net {
             .map_or(key, |(&id, _)| id)
     }
 
-    /// The `r` live nodes after `id` (only to build the starting ring).
+    /// The live node before `id` (only to build the starting ring, and to check it).
+    fn true_predecessor(&self, id: u64) -> Option<u64> {
+        self.nodes
+            .range(..id)
+            .next_back()
+            .or(self.nodes.iter().next_back())
+            .map(|(&p, _)| p)
+    }
+
+    /// The `r` live nodes after `id` (only to build the starting ring, and to check it).
     fn true_successors(&self, id: u64, r: usize) -> Vec<u64> {
         let after = self.nodes.range(id.wrapping_add(1)..).map(|(&i, _)| i);
         let wrapped = self.nodes.range(..id).map(|(&i, _)| i);
@@ -372,8 +376,7 @@ impl Net {
 
 /// Milliseconds to the next event of a Poisson process of `per_minute` events a minute.
 fn exponential_ms(per_minute: u32, rng: &mut SplitMix64) -> u64 {
-    let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-    (-(1.0 - u).ln() * 60_000.0 / f64::from(per_minute.max(1))) as u64 + 1
+    (-(1.0 - unit(rng)).ln() * 60_000.0 / f64::from(per_minute.max(1))) as u64 + 1
 }
 
 /// A stabilisation period: uniform in [½, 1½] × the mean, milliseconds.
@@ -532,8 +535,7 @@ mod tests {
         for &id in &net.live {
             let node = &net.nodes[&id];
             assert_eq!(node.successors, net.true_successors(id, 4));
-            let before = net.nodes.range(..id).next_back().or(net.nodes.iter().next_back());
-            assert_eq!(node.predecessor, before.map(|(&p, _)| p));
+            assert_eq!(node.predecessor, net.true_predecessor(id));
         }
     }
 }
